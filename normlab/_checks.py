@@ -1,0 +1,72 @@
+"""Argument checks shared by every layer of normlab.
+
+Every public entry point validates its input *before* touching any state and
+raises an error that names the layer, what it expected and what it was given.
+This module sits below everything else (it imports only NumPy), so ops,
+autograd and nn can all use it.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_float(name: str, array: np.ndarray, what: str = "input") -> None:
+    """Raise TypeError unless ``array`` is float32 or float64."""
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name}: expected a floating-point {what} (float32 or float64), got dtype {array.dtype}"
+        )
+
+
+def check_ndim(name: str, array: np.ndarray, allowed: tuple[int, ...], what: str = "input",
+               layout: str | None = None) -> None:
+    """Raise ValueError unless ``array.ndim`` is one of ``allowed``."""
+    if array.ndim not in allowed:
+        dims = " or ".join(f"{d}D" for d in allowed)
+        hint = f" {layout}" if layout else ""
+        raise ValueError(
+            f"{name}: expected {dims} {what}{hint}, got {array.ndim}D {what} of shape {tuple(array.shape)}"
+        )
+
+
+def check_size(name: str, what: str, expected: int, given: int) -> None:
+    """Raise ValueError when a size does not match."""
+    if expected != given:
+        raise ValueError(f"{name}: expected {what} of size {expected}, got {given}")
+
+
+def check_positive_int(name: str, arg: str, value) -> int:
+    """Return ``value`` as an int, or raise when it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name}: expected {arg} to be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_probability(name: str, arg: str, value) -> float:
+    """Return ``value`` as a float in [0, 1], or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: expected {arg} to be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def tuple_of(name: str, arg: str, value, n: int, minimum: int | None = None) -> tuple[int, ...]:
+    """Expand an int or a length-``n`` sequence of ints into a tuple of ``n`` ints."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        values = (int(value),) * n
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise TypeError(f"{name}: expected {arg} to be an int or a tuple of {n} ints, got {value!r}") from None
+        if len(values) == 1 and n > 1:
+            values = values * n
+        if len(values) != n or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"{name}: expected {arg} to be an int or a tuple of {n} ints, got {value!r}")
+        values = tuple(int(v) for v in values)
+    if minimum is not None and any(v < minimum for v in values):
+        raise ValueError(f"{name}: expected every {arg} to be >= {minimum}, got {value!r}")
+    return values

@@ -1,0 +1,15 @@
+"""Layers with torch.nn's names, constructor signatures, parameter and buffer names.
+
+``functional`` holds the stateless forms, ``init`` the initialisers,
+``utils`` gradient clipping.
+"""
+from normlab.nn import functional, init, utils  # noqa: F401
+from normlab.nn.modules.activation import *  # noqa: F401,F403
+from normlab.nn.modules.container import *  # noqa: F401,F403
+from normlab.nn.modules.conv import *  # noqa: F401,F403
+from normlab.nn.modules.dropout import *  # noqa: F401,F403
+from normlab.nn.modules.linear import *  # noqa: F401,F403
+from normlab.nn.modules.loss import *  # noqa: F401,F403
+from normlab.nn.modules.module import Module, Parameter  # noqa: F401
+from normlab.nn.modules.normalization import *  # noqa: F401,F403
+from normlab.nn.modules.pooling import *  # noqa: F401,F403

@@ -1,0 +1,20 @@
+"""Stateless layers with torch.nn.functional's names, argument names and defaults.
+
+Inputs may be Tensors or plain NumPy arrays; outputs are Tensors.
+``batch_norm`` and ``instance_norm`` update ``running_mean``/``running_var``
+in place, as torch does.
+
+>>> import numpy as np, normlab.nn.functional as F
+>>> F.relu(np.array([-1.0, 2.0])).numpy()
+array([0., 2.])
+"""
+from normlab.nn.functional.activation import *  # noqa: F401,F403
+from normlab.nn.functional.convolution import *  # noqa: F401,F403
+from normlab.nn.functional.common import *  # noqa: F401,F403
+from normlab.nn.functional.loss import *  # noqa: F401,F403
+from normlab.nn.functional.normalization import *  # noqa: F401,F403
+from normlab.nn.functional.pooling import *  # noqa: F401,F403
+from normlab.nn.functional import activation as _a, common as _l, convolution as _c, loss as _s
+from normlab.nn.functional import normalization as _n, pooling as _p
+
+__all__ = [*_a.__all__, *_c.__all__, *_l.__all__, *_s.__all__, *_n.__all__, *_p.__all__]

@@ -1,0 +1,2 @@
+"""Placeholder: filled by the convolution work."""
+__all__: list[str] = []

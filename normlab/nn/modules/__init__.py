@@ -1,0 +1,1 @@
+"""One file per layer family; ``normlab.nn`` re-exports them all."""

@@ -1,0 +1,2 @@
+"""Placeholder: filled by the conv work."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Placeholder: filled by the normalization work."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Placeholder: filled by the pooling work."""
+__all__: list[str] = []

@@ -1,0 +1,7 @@
+"""Pure array operations: ``<op>_forward(x, ...) -> (y, saved)`` and ``<op>_backward(dy, saved) -> grads``.
+
+One file per op family. No autograd here: these functions take and return
+NumPy arrays, so they can be read, tested and benchmarked on their own.
+Hot loops are compiled with Numba (``cache=True``; compiled on first call,
+never at import).
+"""

@@ -1,0 +1,174 @@
+"""Activation functions: ``<name>_forward(x, ...) -> (y, saved)`` and ``<name>_backward(dy, saved) -> dx``.
+
+The vanishing-gradient story lives in these derivatives: sigmoid's is at most
+1/4 and tanh's at most 1, so a product of many of them shrinks
+geometrically; ReLU's is exactly 1 wherever the unit is active.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_TANH_COEFF = 0.044715
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+# ---------------------------------------------------------------- sigmoid / tanh
+
+def sigmoid_forward(x):
+    # Stable on both sides: exp only ever sees -|x|, so it never overflows.
+    e = np.exp(-np.abs(x))
+    y = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    return y, y
+
+
+def sigmoid_backward(dy, y):
+    # y = 1 / (1 + e^-x)  =>  dy/dx = y (1 - y)  (at most 1/4: the vanishing factor)
+    return dy * y * (1.0 - y)
+
+
+def tanh_forward(x):
+    y = np.tanh(x)
+    return y, y
+
+
+def tanh_backward(dy, y):
+    # d tanh(x)/dx = 1 - tanh(x)^2
+    return dy * (1.0 - y * y)
+
+
+# ---------------------------------------------------------------- ReLU family
+
+def relu_forward(x):
+    active = x > 0
+    return np.where(active, x, np.zeros((), dtype=x.dtype)), active
+
+
+def relu_backward(dy, active):
+    # d max(x, 0)/dx = 1 where x > 0, else 0 (0 at x == 0, as torch)
+    return dy * active
+
+
+def leaky_relu_forward(x, negative_slope=0.01):
+    active = x > 0
+    return np.where(active, x, x * negative_slope).astype(x.dtype, copy=False), (active, negative_slope)
+
+
+def leaky_relu_backward(dy, saved):
+    active, negative_slope = saved
+    # slope 1 on the positive side, negative_slope elsewhere (x == 0 included, as torch)
+    return np.where(active, dy, dy * negative_slope).astype(dy.dtype, copy=False)
+
+
+def elu_forward(x, alpha=1.0):
+    active = x > 0
+    y = np.where(active, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+    return y, (active, y, alpha)
+
+
+def elu_backward(dy, saved):
+    active, y, alpha = saved
+    # x > 0: 1;  x <= 0: alpha e^x = y + alpha
+    return np.where(active, dy, dy * (y + alpha)).astype(dy.dtype, copy=False)
+
+
+def selu_forward(x):
+    active = x > 0
+    y = _SELU_SCALE * np.where(active, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+    return y.astype(x.dtype, copy=False), (active, y.astype(x.dtype, copy=False))
+
+
+def selu_backward(dy, saved):
+    active, y = saved
+    # x > 0: scale;  x <= 0: scale alpha e^x = y + scale alpha
+    return np.where(active, dy * _SELU_SCALE, dy * (y + _SELU_SCALE * _SELU_ALPHA)).astype(dy.dtype, copy=False)
+
+
+def silu_forward(x):
+    s, _ = sigmoid_forward(x)
+    return x * s, (x, s)
+
+
+def silu_backward(dy, saved):
+    x, s = saved
+    # d(x s(x))/dx = s + x s (1 - s)
+    return dy * (s * (1.0 + x * (1.0 - s)))
+
+
+def softplus_forward(x, beta=1.0, threshold=20.0):
+    bx = x * beta
+    linear = bx > threshold  # torch reverts to the identity above the threshold
+    y = np.where(linear, x, np.logaddexp(0.0, bx) / beta).astype(x.dtype, copy=False)
+    return y, (bx, linear)
+
+
+def softplus_backward(dy, saved):
+    bx, linear = saved
+    s, _ = sigmoid_forward(bx)
+    return np.where(linear, dy, dy * s).astype(dy.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- GELU
+
+@njit(cache=True)
+def _gelu_erf_kernel(x, y, dydx):
+    for i in range(x.size):
+        v = float(x[i])
+        cdf = 0.5 * (1.0 + math.erf(v / _SQRT_2))
+        y[i] = v * cdf
+        dydx[i] = cdf + v * _INV_SQRT_2PI * math.exp(-0.5 * v * v)
+
+
+def gelu_forward(x, approximate="none"):
+    if approximate == "tanh":
+        inner = _SQRT_2_OVER_PI * (x + _GELU_TANH_COEFF * x ** 3)
+        t = np.tanh(inner)
+        y = 0.5 * x * (1.0 + t)
+        # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 c x^2)
+        dydx = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3 * _GELU_TANH_COEFF * x * x)
+        return y.astype(x.dtype, copy=False), dydx.astype(x.dtype, copy=False)
+    if approximate != "none":
+        raise ValueError(f"gelu: expected approximate to be 'none' or 'tanh', got {approximate!r}")
+    flat = np.ascontiguousarray(x).reshape(-1)
+    y = np.empty_like(flat)
+    dydx = np.empty_like(flat)
+    # y = x Phi(x)  =>  dy/dx = Phi(x) + x phi(x); erf is not in NumPy, so a compiled loop.
+    _gelu_erf_kernel(flat, y, dydx)
+    return y.reshape(x.shape), dydx.reshape(x.shape)
+
+
+def gelu_backward(dy, dydx):
+    return dy * dydx
+
+
+# ---------------------------------------------------------------- softmax
+
+def softmax_forward(x, dim):
+    shifted = x - np.max(x, axis=dim, keepdims=True)  # exp never overflows
+    e = np.exp(shifted)
+    y = e / np.sum(e, axis=dim, keepdims=True)
+    return y, (y, dim)
+
+
+def softmax_backward(dy, saved):
+    y, dim = saved
+    # dy_i/dx_j = y_i (delta_ij - y_j)  =>  dx = y (dy - sum(dy y))
+    return y * (dy - np.sum(dy * y, axis=dim, keepdims=True))
+
+
+def log_softmax_forward(x, dim):
+    shifted = x - np.max(x, axis=dim, keepdims=True)
+    y = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+    return y, (y, dim)
+
+
+def log_softmax_backward(dy, saved):
+    y, dim = saved
+    # y = x - logsumexp(x)  =>  dx = dy - softmax(x) sum(dy)
+    return dy - np.exp(y) * np.sum(dy, axis=dim, keepdims=True)

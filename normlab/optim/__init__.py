@@ -1,0 +1,1 @@
+"""Placeholder: SGD, Adam, AdamW are filled by the optim work."""
