@@ -110,6 +110,11 @@ class Optimizer:
             )
         if isinstance(params, Mapping):
             raise TypeError(f"{self._name}: params should be an iterable of Tensors or dicts, got a dict (wrap it in a list)")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(
+                f"{self._name}: optimizer parameters need to be organized in ordered collections, but the "
+                f"ordering of tensors in sets changes between runs; please use a list instead"
+            )
         groups = list(params)
         if len(groups) == 0:
             raise ValueError(f"{self._name}: optimizer got an empty parameter list")
