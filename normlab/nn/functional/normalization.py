@@ -1,2 +1,381 @@
-"""Placeholder: filled by the normalization work."""
-__all__: list[str] = []
+"""Normalization with torch.nn.functional's names, argument names and defaults.
+
+``batch_norm`` and ``instance_norm`` update ``running_mean``/``running_var``
+in place (Tensors or NumPy arrays), as torch does. ``batch_renorm`` is
+normlab's own (torch has none). Every argument is checked before anything is
+computed or updated; errors name the layer, what it expected and what it got.
+
+>>> import numpy as np, normlab.nn.functional as F
+>>> x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+>>> y = F.batch_norm(x, None, None, training=True)
+>>> bool(abs(y.numpy().mean(axis=0)).max() < 1e-6)
+True
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from normlab._checks import check_float
+from normlab.autograd.function import Function
+from normlab.autograd.grad_mode import is_grad_enabled
+from normlab.autograd.tensor import Tensor, as_tensor
+from normlab.ops import normalization as ops
+
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "batch_renorm"]
+
+
+# ----------------------------------------------------------------------------
+# Autograd wrappers of the ops
+# ----------------------------------------------------------------------------
+
+class _Normalization(Function):
+    """Runs ``ops.<layer>_forward``; saves x_hat only when a gradient will be asked for."""
+
+    backward_op = None
+
+    def _recording(self) -> bool:
+        return is_grad_enabled() and any(self.needs_input_grad)
+
+    def backward(self, dy):
+        return type(self).backward_op(dy, self.saved, self.needs_input_grad)
+
+
+class _BatchNorm(_Normalization):
+    backward_op = staticmethod(ops.batch_norm_backward)
+
+    def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+        y, self.saved = ops.batch_norm_forward(x, weight, bias, running_mean, running_var, training=training,
+                                               eps=eps, save=self._recording())
+        if training and running_mean is not None:
+            saved = self.saved
+            ops.update_running_stats(running_mean, running_var, saved.batch_mean, saved.batch_var, saved.count,
+                                     momentum)
+        return y
+
+
+class _BatchRenorm(_Normalization):
+    backward_op = staticmethod(ops.batch_renorm_backward)
+
+    def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps, r_max, d_max):
+        y, self.saved = ops.batch_renorm_forward(x, weight, bias, running_mean, running_var, training=training,
+                                                 r_max=r_max, d_max=d_max, eps=eps, save=self._recording())
+        if training:
+            saved = self.saved
+            ops.update_running_stats(running_mean, running_var, saved.batch_mean, saved.batch_var, saved.count,
+                                     momentum)
+        return y
+
+
+class _InstanceNorm(_Normalization):
+    backward_op = staticmethod(ops.instance_norm_backward)
+
+    def forward(self, x, weight, bias, *, running_mean, running_var, use_input_stats, momentum, eps):
+        y, self.saved = ops.instance_norm_forward(x, weight, bias, running_mean, running_var,
+                                                  use_input_stats=use_input_stats, eps=eps, save=self._recording())
+        if use_input_stats and running_mean is not None:
+            saved = self.saved
+            ops.update_running_stats(running_mean, running_var, saved.batch_mean, saved.batch_var, saved.count,
+                                     momentum)
+        return y
+
+
+class _LayerNorm(_Normalization):
+    backward_op = staticmethod(ops.layer_norm_backward)
+
+    def forward(self, x, weight, bias, *, normalized_ndim, eps):
+        y, self.saved = ops.layer_norm_forward(x, weight, bias, normalized_ndim=normalized_ndim, eps=eps,
+                                               save=self._recording())
+        return y
+
+
+class _GroupNorm(_Normalization):
+    backward_op = staticmethod(ops.group_norm_backward)
+
+    def forward(self, x, weight, bias, *, num_groups, eps):
+        y, self.saved = ops.group_norm_forward(x, weight, bias, num_groups=num_groups, eps=eps,
+                                               save=self._recording())
+        return y
+
+
+class _RMSNorm(_Normalization):
+    backward_op = staticmethod(ops.rms_norm_backward)
+
+    def forward(self, x, weight, *, normalized_ndim, eps):
+        y, self.saved = ops.rms_norm_forward(x, weight, normalized_ndim=normalized_ndim, eps=eps,
+                                             save=self._recording())
+        return y
+
+
+# ----------------------------------------------------------------------------
+# Argument checks (all of them run before any state changes)
+# ----------------------------------------------------------------------------
+
+def _shape_text(shape) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def _input(layer: str, input, min_ndim: int = 1, layout: str = "") -> Tensor:
+    if not isinstance(input, (Tensor, np.ndarray)):
+        input = np.asarray(input)
+    x = as_tensor(input)
+    check_float(layer, x.data)
+    if x.ndim < min_ndim:
+        raise ValueError(f"{layer}: expected input{layout} with at least {min_ndim} dimensions, "
+                         f"got {x.ndim}D input of shape {_shape_text(x.shape)}")
+    if x.data.size == 0:
+        raise ValueError(f"{layer}: expected a non-empty input, got shape {_shape_text(x.shape)}")
+    return x
+
+
+def _parameter(layer: str, what: str, value, shape, input_shape):
+    """weight/bias: None, or a float Tensor/array of exactly ``shape``."""
+    if value is None:
+        return None
+    value = value if isinstance(value, Tensor) else as_tensor(np.asarray(value))
+    check_float(layer, value.data, what)
+    if tuple(value.shape) != tuple(shape):
+        raise ValueError(f"{layer}: expected {what} of shape {_shape_text(shape)} for input of shape "
+                         f"{_shape_text(input_shape)}, got {what} of shape {_shape_text(value.shape)}")
+    return value
+
+
+def _running(layer: str, what: str, value, channels: int, input_shape):
+    """running_mean/running_var: None, or a float Tensor/ndarray of ``channels`` elements, updated in place."""
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        array = value.data
+    elif isinstance(value, np.ndarray):
+        array = value
+    else:
+        raise TypeError(f"{layer}: expected {what} to be a Tensor or a NumPy array (updated in place), "
+                        f"got {type(value).__name__}")
+    check_float(layer, array, what)
+    if array.shape != (channels,):
+        raise ValueError(f"{layer}: expected {what} with {channels} elements (one per channel of input of shape "
+                         f"{_shape_text(input_shape)}), got {what} of shape {_shape_text(array.shape)}")
+    if not array.flags.writeable:
+        raise ValueError(f"{layer}: {what} is read-only; it must be writable to be updated in place")
+    return array
+
+
+def _float_arg(layer: str, what: str, value, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{layer}: expected {what} to be a real number, got {value!r}")
+    if minimum is not None and not value >= minimum:
+        raise ValueError(f"{layer}: expected {what} >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def check_batch_size(layer: str, shape) -> None:
+    """torch's training check: more than one value per channel (N * prod(spatial) > 1)."""
+    if int(np.prod((shape[0],) + tuple(shape[2:]))) == 1:
+        raise ValueError(f"{layer}: Expected more than 1 value per channel when training, "
+                         f"got input size {_shape_text(shape)}")
+
+
+def check_spatial_size(layer: str, shape) -> None:
+    """torch's instance-norm check: more than one spatial value per (n, c) plane."""
+    if int(np.prod(tuple(shape[2:]))) == 1:
+        raise ValueError(f"{layer}: Expected more than 1 spatial element when training, "
+                         f"got input size {_shape_text(shape)}")
+
+
+def normalized_shape_tuple(layer: str, normalized_shape) -> tuple[int, ...]:
+    """An int or a sequence of positive ints as a tuple (torch accepts both)."""
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
+        shape = (int(normalized_shape),)
+    else:
+        try:
+            shape = tuple(normalized_shape)
+        except TypeError:
+            raise TypeError(f"{layer}: expected normalized_shape to be an int or a tuple of ints, "
+                            f"got {normalized_shape!r}") from None
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in shape):
+            raise TypeError(f"{layer}: expected normalized_shape to be an int or a tuple of ints, "
+                            f"got {normalized_shape!r}")
+        shape = tuple(int(s) for s in shape)
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(f"{layer}: expected normalized_shape to be a non-empty tuple of positive ints, "
+                         f"got {normalized_shape!r}")
+    return shape
+
+
+def _check_trailing(layer: str, x: Tensor, normalized_shape: tuple[int, ...]) -> None:
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape or x.ndim < len(normalized_shape):
+        raise ValueError(f"{layer}: expected input whose last {len(normalized_shape)} dimension(s) are "
+                         f"{_shape_text(normalized_shape)} (normalized_shape), got input of shape "
+                         f"{_shape_text(x.shape)}")
+
+
+def _check_batch_stats_args(layer, running_mean, running_var, momentum, eps, need_running: bool):
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{layer}: expected running_mean and running_var both given or both None, "
+                         f"got running_mean={'None' if running_mean is None else 'given'} and "
+                         f"running_var={'None' if running_var is None else 'given'}")
+    if need_running and running_mean is None:
+        raise ValueError(f"{layer}: running_mean and running_var are required when normalizing with "
+                         "running statistics (training=False / use_input_stats=False), got None")
+    _float_arg(layer, "momentum", momentum)
+    _float_arg(layer, "eps", eps, 0.0)
+
+
+# ----------------------------------------------------------------------------
+# The functions
+# ----------------------------------------------------------------------------
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5, _layer: str = "batch_norm"):
+    """Batch Normalization (Ioffe & Szegedy, 2015): normalize each channel over (N, *spatial).
+
+    Shapes: input (N, C, *spatial); weight, bias, running_mean, running_var (C,).
+    ``training=True`` uses the batch's mean and biased variance and, when
+    running stats are given, updates them in place:
+    ``new = (1 - momentum) * old + momentum * batch`` (unbiased variance).
+    ``training=False`` normalizes with the running statistics.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> mean, var = np.zeros(2), np.ones(2)
+    >>> x = np.arange(12.0).reshape(3, 2, 2)
+    >>> F.batch_norm(x, mean, var, training=True).shape, mean
+    ((3, 2, 2), array([0.45, 0.55]))
+    """
+    x = _input(_layer, input, 2, " (N, C, *)")
+    channels = x.shape[1]
+    _check_batch_stats_args(_layer, running_mean, running_var, momentum, eps, need_running=not training)
+    running_mean = _running(_layer, "running_mean", running_mean, channels, x.shape)
+    running_var = _running(_layer, "running_var", running_var, channels, x.shape)
+    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
+    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
+    if training:
+        check_batch_size(_layer, x.shape)
+    return _BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                            training=bool(training), momentum=float(momentum), eps=float(eps))
+
+
+def batch_renorm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+                 momentum: float = 0.1, eps: float = 1e-5, r_max: float = 3.0, d_max: float = 5.0,
+                 _layer: str = "batch_renorm"):
+    """Batch Renormalization (Ioffe, 2017): BatchNorm that stays consistent with its running statistics.
+
+    In training, with sigma = sqrt(running_var + eps) and sigma_B = sqrt(batch_var + eps),
+    ``r = clip(sigma_B / sigma, 1/r_max, r_max)``, ``d = clip((mu_B - mu) / sigma, -d_max, d_max)``
+    (both constants for backward) and ``y = weight * (x_hat * r + d) + bias``; then the
+    running statistics are updated exactly as batch_norm's. With ``r_max=1, d_max=0`` this
+    is batch_norm; in eval it is batch_norm's eval. normlab's own (torch has none).
+
+    Shapes: input (N, C, *spatial); weight, bias, running_mean, running_var (C,) -- required.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> x = np.random.default_rng(0).standard_normal((8, 3))
+    >>> y = F.batch_renorm(x, np.zeros(3), np.ones(3), training=True, r_max=1.0, d_max=0.0)
+    >>> bool(np.allclose(y.numpy(), F.batch_norm(x, None, None, training=True).numpy()))
+    True
+    """
+    x = _input(_layer, input, 2, " (N, C, *)")
+    channels = x.shape[1]
+    _check_batch_stats_args(_layer, running_mean, running_var, momentum, eps, need_running=True)
+    running_mean = _running(_layer, "running_mean", running_mean, channels, x.shape)
+    running_var = _running(_layer, "running_var", running_var, channels, x.shape)
+    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
+    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
+    r_max = _float_arg(_layer, "r_max", r_max, 1.0)
+    d_max = _float_arg(_layer, "d_max", d_max, 0.0)
+    if training:
+        check_batch_size(_layer, x.shape)
+    return _BatchRenorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                              training=bool(training), momentum=float(momentum), eps=float(eps),
+                              r_max=r_max, d_max=d_max)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5, _layer: str = "instance_norm"):
+    """Instance Normalization (Ulyanov et al., 2016): normalize each (n, c) plane over its spatial values.
+
+    Shapes: input (N, C, *spatial); weight, bias, running_mean, running_var (C,).
+    With running stats and ``use_input_stats``, each is updated in place with the
+    mean over the batch of the per-instance update (as torch). ``use_input_stats=False``
+    normalizes with the running statistics.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.instance_norm(np.random.default_rng(0).standard_normal((2, 3, 5))).shape
+    (2, 3, 5)
+    """
+    x = _input(_layer, input, 3, " (N, C, *spatial)")
+    channels = x.shape[1]
+    _check_batch_stats_args(_layer, running_mean, running_var, momentum, eps, need_running=not use_input_stats)
+    running_mean = _running(_layer, "running_mean", running_mean, channels, x.shape)
+    running_var = _running(_layer, "running_var", running_var, channels, x.shape)
+    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
+    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
+    if use_input_stats:
+        check_spatial_size(_layer, x.shape)
+    return _InstanceNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                               use_input_stats=bool(use_input_stats), momentum=float(momentum), eps=float(eps))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5, _layer: str = "layer_norm"):
+    """Layer Normalization (Ba et al., 2016): normalize over the last ``len(normalized_shape)`` dimensions.
+
+    Shapes: input (*, *normalized_shape); weight, bias ``normalized_shape``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> y = F.layer_norm(np.array([[1.0, 2.0, 3.0]]), 3)
+    >>> np.round(y.numpy(), 4)
+    array([[-1.2247,  0.    ,  1.2247]])
+    """
+    shape = normalized_shape_tuple(_layer, normalized_shape)
+    x = _input(_layer, input)
+    _check_trailing(_layer, x, shape)
+    _float_arg(_layer, "eps", eps, 0.0)
+    weight = _parameter(_layer, "weight", weight, shape, x.shape)
+    bias = _parameter(_layer, "bias", bias, shape, x.shape)
+    return _LayerNorm.apply(x, weight, bias, normalized_ndim=len(shape), eps=float(eps))
+
+
+def rms_norm(input, normalized_shape, weight=None, eps: float | None = None, _layer: str = "rms_norm"):
+    """RMS Normalization (Zhang & Sennrich, 2019): x / sqrt(mean(x^2) + eps) * weight over the last dimensions.
+
+    ``eps=None`` is the machine epsilon of the input's dtype (torch's default).
+    Shapes: input (*, *normalized_shape); weight ``normalized_shape``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> np.round(F.rms_norm(np.array([[3.0, 4.0]]), 2).numpy(), 4)
+    array([[0.8485, 1.1314]])
+    """
+    shape = normalized_shape_tuple(_layer, normalized_shape)
+    x = _input(_layer, input)
+    _check_trailing(_layer, x, shape)
+    if eps is not None:
+        eps = _float_arg(_layer, "eps", eps, 0.0)
+    weight = _parameter(_layer, "weight", weight, shape, x.shape)
+    return _RMSNorm.apply(x, weight, normalized_ndim=len(shape), eps=eps)
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5, _layer: str = "group_norm"):
+    """Group Normalization (Wu & He, 2018): normalize each group of C/G channels (with its spatial values).
+
+    Shapes: input (N, C, *spatial) with C divisible by ``num_groups``; weight, bias (C,).
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.group_norm(np.random.default_rng(0).standard_normal((2, 4, 3)), 2).shape
+    (2, 4, 3)
+    """
+    x = _input(_layer, input, 2, " (N, C, *)")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) or num_groups <= 0:
+        raise ValueError(f"{_layer}: expected num_groups to be a positive integer, got {num_groups!r}")
+    num_groups = int(num_groups)
+    channels = x.shape[1]
+    if channels % num_groups:
+        raise ValueError(f"{_layer}: expected the number of channels to be divisible by num_groups={num_groups}, "
+                         f"got {channels} channels (input of shape {_shape_text(x.shape)})")
+    _float_arg(_layer, "eps", eps, 0.0)
+    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
+    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
+    # torch's check: (N * C/G) * prod(spatial) must exceed 1
+    if (x.shape[0] * channels // num_groups) * int(np.prod(x.shape[2:])) == 1:
+        raise ValueError(f"{_layer}: Expected more than 1 value per channel when training, got input size "
+                         f"{[x.shape[0] * channels // num_groups, num_groups] + list(x.shape[2:])}")
+    return _GroupNorm.apply(x, weight, bias, num_groups=num_groups, eps=float(eps))
