@@ -1,0 +1,696 @@
+"""Pooling: max / min / average / power-average / adaptive pooling and max-unpooling.
+
+Every op is a pure pair ``<op>_forward(x, ...) -> (y, saved)`` and
+``<op>_backward(dy, saved) -> (dx,)`` on NumPy arrays. Inputs are any array
+whose last one (``*1d``) or two (``*2d``) axes are spatial; the leading axes
+(batch, channels, or just channels) are independent *planes*. The hot loops
+are Numba kernels that run in parallel over planes.
+
+How the gradient travels (the point of this module):
+
+* max / min pooling records, in forward, the flat index of each window's
+  winner inside its plane (``h * W + w``, exactly torch's ``return_indices``);
+  backward scatter-adds each output's gradient to that one element and nowhere
+  else. Overlapping windows that share a winner add up.
+* average pooling spreads each output's gradient equally over the in-bounds
+  elements of its window, each share divided by the window's divisor.
+* ``routing(kind, x, ...)`` returns that routing as a dense array of weights,
+  for pictures; a test checks it against the backward below.
+
+Window geometry is torch's. Along one spatial axis of size ``L`` with kernel
+``k``, stride ``s``, padding ``p`` and dilation ``d``:
+
+    out = floor((L + 2p - d(k-1) - 1 [+ s - 1 if ceil_mode]) / s) + 1
+    ceil_mode: drop the last window when it would start in the right padding,
+               i.e. when (out - 1) * s >= L + p.
+
+Window ``o`` covers ``o*s - p + j*d`` for ``j = 0 .. k-1``; positions outside
+``[0, L)`` are padding: -inf for max pooling (so it never wins), +inf for min
+pooling, zeros for average pooling (counted in the divisor only with
+``count_include_pad``; the part of a ceil_mode window beyond the right
+padding is never counted).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from normlab._checks import tuple_of
+
+TIE_RULES = ("first", "split")
+NAN_RULES = ("propagate", "ignore")
+
+
+# ============================================================ window geometry
+
+class Windows(NamedTuple):
+    """Where each output's window lies along every spatial axis (one entry per axis).
+
+    ``starts[a][o]`` is the first in-bounds element of window ``o`` along axis
+    ``a``, ``ends[a][o]`` one past its last possible element (clamped to the
+    input), ``steps[a]`` the dilation. ``divisors[a][o]`` is the window's
+    count along that axis as average pooling divides by it (None for max).
+    """
+
+    starts: tuple[np.ndarray, ...]
+    ends: tuple[np.ndarray, ...]
+    steps: tuple[int, ...]
+    divisors: tuple[np.ndarray, ...] | None
+    input_size: tuple[int, ...]
+    output_size: tuple[int, ...]
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+    """torch's pooling output length along one axis (may be < 1: the caller raises)."""
+    numerator = size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1  # floor division rounds toward -inf, as torch's div_rtn
+    # A last window that would start in the right padding covers no input: drop it.
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _axis_names(n: int) -> tuple[str, ...]:
+    return ("length",) if n == 1 else ("height", "width")
+
+
+def _fmt(values: tuple[int, ...]):
+    return values[0] if len(values) == 1 else values
+
+
+def normalize_pool_args(name: str, n: int, kernel_size, stride, padding, dilation=1):
+    """Expand int-or-tuple arguments into n-tuples and check their ranges (stride None/empty = kernel)."""
+    kernel = tuple_of(name, "kernel_size", kernel_size, n, minimum=1)
+    if stride is None or (not isinstance(stride, numbers.Integral) and len(tuple(stride)) == 0):
+        stride = kernel
+    stride = tuple_of(name, "stride", stride, n, minimum=1)
+    padding = tuple_of(name, "padding", padding, n, minimum=0)
+    dilation = tuple_of(name, "dilation", dilation, n, minimum=1)
+    for k, p in zip(kernel, padding):
+        # torch's rule compares with the kernel size itself, not the dilated extent.
+        if p > k // 2:
+            raise ValueError(
+                f"{name}: padding should be at most half of kernel_size, got padding={_fmt(padding)} "
+                f"and kernel_size={_fmt(kernel)}"
+            )
+    return kernel, stride, padding, dilation
+
+
+def pool_windows(name: str, input_size: tuple[int, ...], kernel, stride, padding, dilation,
+                 ceil_mode: bool, count_include_pad: bool = True, with_divisors: bool = False) -> Windows:
+    """The windows of a sliding pool over ``input_size``; raises ValueError when the output would be empty."""
+    n = len(input_size)
+    out_size = tuple(pool_output_size(L, k, s, p, d, ceil_mode)
+                     for L, k, s, p, d in zip(input_size, kernel, stride, padding, dilation))
+    if any(o < 1 for o in out_size):
+        raise ValueError(
+            f"{name}: input of spatial size {_fmt(tuple(input_size))} is too small for kernel_size={_fmt(kernel)} "
+            f"(dilation={_fmt(dilation)}, padding={_fmt(padding)}, stride={_fmt(stride)}): "
+            f"the output size would be {_fmt(out_size)}"
+        )
+    starts, ends, divisors = [], [], []
+    for axis, (L, k, s, p, d, out) in enumerate(zip(input_size, kernel, stride, padding, dilation, out_size)):
+        first = np.arange(out, dtype=np.int64) * s - p          # window start, possibly in the left padding
+        last_excl = np.minimum(first + (k - 1) * d + 1, L)       # one past the last in-bounds position
+        # Skip the left padding in whole dilation steps so the first element is a real window member.
+        skip = np.where(first < 0, (-first + d - 1) // d, 0)
+        start = first + skip * d
+        if np.any(start >= last_excl):
+            # Only possible with dilation: every member of the window lies in the padding.
+            # (torch returns -inf with an index outside the window and corrupts memory in backward.)
+            bad = int(np.argmax(start >= last_excl))
+            raise ValueError(
+                f"{name}: window {bad} along {_axis_names(n)[axis]} lies entirely in the padding "
+                f"(input size {L}, kernel_size={k}, dilation={d}, padding={p}, stride={s}); reduce padding or dilation"
+            )
+        starts.append(start)
+        ends.append(last_excl)
+        if with_divisors:
+            # torch: the padded window is cut at L + p (a ceil_mode window's overhang past the right
+            # padding never counts); count_include_pad counts that padded extent, otherwise only the
+            # in-bounds part.
+            padded = np.minimum(first + k, L + p) - first
+            inside = np.minimum(first + k, L) - np.maximum(first, 0)
+            divisors.append((padded if count_include_pad else inside).astype(np.int64))
+    return Windows(tuple(starts), tuple(ends), tuple(dilation), tuple(divisors) if with_divisors else None,
+                   tuple(input_size), out_size)
+
+
+def adaptive_windows(input_size: tuple[int, ...], output_size: tuple[int, ...]) -> Windows:
+    """torch's adaptive windows: output i covers floor(i*L/out) .. ceil((i+1)*L/out) - 1."""
+    starts, ends, divisors = [], [], []
+    for L, out in zip(input_size, output_size):
+        i = np.arange(out, dtype=np.int64)
+        start = (i * L) // out
+        end = ((i + 1) * L + out - 1) // out
+        starts.append(start)
+        ends.append(end)
+        divisors.append(end - start)
+    return Windows(tuple(starts), tuple(ends), (1,) * len(input_size), tuple(divisors),
+                   tuple(input_size), tuple(output_size))
+
+
+def normalize_adaptive_output_size(name: str, output_size, input_size: tuple[int, ...]) -> tuple[int, ...]:
+    """An int or a tuple with None entries (None keeps that input size), checked positive."""
+    n = len(input_size)
+    if output_size is None or isinstance(output_size, numbers.Integral):
+        values = (output_size,) * n
+    else:
+        try:
+            values = tuple(output_size)
+        except TypeError:
+            raise TypeError(f"{name}: expected output_size to be an int or a tuple of {n}, got {output_size!r}") from None
+        if len(values) != n:
+            raise ValueError(f"{name}: expected output_size to be an int or a tuple of {n}, got {output_size!r}")
+    result = []
+    for v, L in zip(values, input_size):
+        if v is None:
+            result.append(L)
+        elif isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0:
+            result.append(int(v))
+        else:
+            raise ValueError(f"{name}: expected output_size entries to be positive ints or None, got {output_size!r}")
+    return tuple(result)
+
+
+def _as_planes(x: np.ndarray, n: int):
+    """View ``x`` as (planes, H, W) (a 1d input gets H = 1); returns the view and the leading shape."""
+    lead = x.shape[:-n]
+    spatial = x.shape[-n:]
+    if n == 1:
+        spatial = (1,) + spatial
+    return np.ascontiguousarray(x).reshape((-1,) + spatial), lead
+
+
+def _windows_2d(w: Windows):
+    """The four start/end arrays and two steps of a 2d kernel call (a 1d pool is one row of height 1)."""
+    if len(w.starts) == 1:
+        zero, one = np.zeros(1, np.int64), np.ones(1, np.int64)
+        return zero, one, 1, w.starts[0], w.ends[0], w.steps[0]
+    return w.starts[0], w.ends[0], w.steps[0], w.starts[1], w.ends[1], w.steps[1]
+
+
+def _divisors_2d(w: Windows, dtype):
+    """The per-axis divisors in the data's dtype (small integers: exact), so a float32 share stays float32."""
+    if len(w.divisors) == 1:
+        return np.ones(1, dtype), w.divisors[0].astype(dtype)
+    return w.divisors[0].astype(dtype), w.divisors[1].astype(dtype)
+
+
+def _check_rules(name: str, tie: str, nan: str) -> None:
+    if tie not in TIE_RULES:
+        raise ValueError(f"{name}: expected tie to be one of {TIE_RULES}, got {tie!r}")
+    if nan not in NAN_RULES:
+        raise ValueError(f"{name}: expected nan to be one of {NAN_RULES}, got {nan!r}")
+
+
+# ============================================================ Numba kernels
+# All kernels take (planes, H, W) contiguous arrays and run in parallel over planes;
+# each plane's gradient is written by one thread only, so scatter-adds never race.
+
+@njit(cache=True, inline="always")
+def _window_extremum(xp, W, h0, h1, h_step, w0, w1, w_step, is_min, ignore_nan):
+    """The winner of one window of the flat plane ``xp``: (value, flat index)."""
+    best_index = h0 * W + w0                     # torch's start: the window's first in-bounds member
+    best = xp[best_index]
+    if ignore_nan:
+        found = best == best
+        for h in range(h0, h1, h_step):
+            row = h * W
+            for w in range(w0, w1, w_step):
+                v = xp[row + w]
+                # NaNs never take the window; strict comparison keeps the first of tied elements.
+                take = (v == v) & ((not found) | ((v < best) if is_min else (v > best)))
+                best = v if take else best
+                best_index = row + w if take else best_index
+                found = found | take
+        # An all-NaN window has no extremum: it outputs NaN (best is that NaN) at its first member.
+        return best, best_index
+    for h in range(h0, h1, h_step):
+        row = h * W
+        for w in range(w0, w1, w_step):
+            v = xp[row + w]
+            # torch's rule: strictly better, or NaN (so a NaN wins, and the last NaN keeps the index).
+            # Written as a select, not a branch: the compiler emits conditional moves.
+            take = ((v < best) if is_min else (v > best)) | (v != v)
+            best = v if take else best
+            best_index = row + w if take else best_index
+    return best, best_index
+
+
+@njit(cache=True, inline="always")
+def _plane_extremum(xp, yp, ap, W, h_start, h_end, h_step, w_start, w_end, w_step, is_min, ignore_nan):
+    for oh in range(h_start.shape[0]):
+        h0, h1 = h_start[oh], h_end[oh]
+        for ow in range(w_start.shape[0]):
+            best, best_index = _window_extremum(xp, W, h0, h1, h_step, w_start[ow], w_end[ow], w_step,
+                                                is_min, ignore_nan)
+            yp[oh, ow] = best
+            ap[oh, ow] = best_index
+
+
+@njit(cache=True, parallel=True)
+def _extremum_forward_kernel(x, h_start, h_end, h_step, w_start, w_end, w_step, is_min, ignore_nan):
+    planes, H, W = x.shape
+    OH, OW = h_start.shape[0], w_start.shape[0]
+    y = np.empty((planes, OH, OW), dtype=x.dtype)
+    argmax = np.empty((planes, OH, OW), dtype=np.int64)
+    dense = h_step == 1 and w_step == 1
+    for plane in prange(planes):
+        xp = x[plane].ravel()
+        if dense:  # literal unit steps: the common undilated case compiles to tighter loops
+            _plane_extremum(xp, y[plane], argmax[plane], W, h_start, h_end, 1, w_start, w_end, 1,
+                            is_min, ignore_nan)
+        else:
+            _plane_extremum(xp, y[plane], argmax[plane], W, h_start, h_end, h_step, w_start, w_end, w_step,
+                            is_min, ignore_nan)
+    return y, argmax
+
+
+@njit(cache=True, parallel=True)
+def _scatter_add_kernel(dy, index, H, W):
+    planes, OH, OW = dy.shape
+    dx = np.empty((planes, H * W), dtype=dy.dtype)
+    for plane in prange(planes):
+        flat = dx[plane]
+        flat[:] = 0                     # zero this plane here: it is still in cache for the scatter
+        g = dy[plane].ravel()
+        idx = index[plane].ravel()
+        for o in range(OH * OW):
+            flat[idx[o]] += g[o]
+    return dx
+
+
+@njit(cache=True, parallel=True)
+def _extremum_split_backward_kernel(dy, x, y, h_start, h_end, h_step, w_start, w_end, w_step):
+    planes, H, W = x.shape
+    OH, OW = dy.shape[1], dy.shape[2]
+    dx = np.empty((planes, H * W), dtype=dy.dtype)
+    for plane in prange(planes):
+        xp = x[plane].ravel()
+        flat = dx[plane]
+        flat[:] = 0
+        for oh in range(OH):
+            h0, h1 = h_start[oh], h_end[oh]
+            for ow in range(OW):
+                w0, w1 = w_start[ow], w_end[ow]
+                target = y[plane, oh, ow]
+                target_is_nan = target != target
+                winners = 0
+                for h in range(h0, h1, h_step):
+                    for w in range(w0, w1, w_step):
+                        v = xp[h * W + w]
+                        if v == target or (target_is_nan and v != v):
+                            winners += 1
+                share = dy[plane, oh, ow] / winners
+                for h in range(h0, h1, h_step):
+                    for w in range(w0, w1, w_step):
+                        v = xp[h * W + w]
+                        if v == target or (target_is_nan and v != v):
+                            flat[h * W + w] += share
+    return dx
+
+
+@njit(cache=True, parallel=True)
+def _mean_forward_kernel(x, h_start, h_end, w_start, w_end, h_divisor, w_divisor, divisor_override):
+    planes, H, W = x.shape
+    OH, OW = h_start.shape[0], w_start.shape[0]
+    y = np.empty((planes, OH, OW), dtype=x.dtype)
+    for plane in prange(planes):
+        xp = x[plane].ravel()
+        for oh in range(OH):
+            h0, h1 = h_start[oh], h_end[oh]
+            for ow in range(OW):
+                w0, w1 = w_start[ow], w_end[ow]
+                total = 0.0                      # float64 accumulator, also for float32 input
+                for h in range(h0, h1):
+                    row = h * W
+                    for w in range(w0, w1):
+                        total += xp[row + w]
+                divisor = divisor_override if divisor_override != 0 else h_divisor[oh] * w_divisor[ow]
+                y[plane, oh, ow] = total / divisor
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _mean_backward_kernel(dy, h_start, h_end, w_start, w_end, h_divisor, w_divisor, divisor_override, H, W):
+    planes, OH, OW = dy.shape
+    dx = np.empty((planes, H * W), dtype=dy.dtype)
+    for plane in prange(planes):
+        flat = dx[plane]
+        flat[:] = 0
+        for oh in range(OH):
+            h0, h1 = h_start[oh], h_end[oh]
+            for ow in range(OW):
+                w0, w1 = w_start[ow], w_end[ow]
+                divisor = divisor_override if divisor_override != 0 else h_divisor[oh] * w_divisor[ow]
+                share = dy[plane, oh, ow] / divisor      # in the input's dtype, as torch
+                for h in range(h0, h1):
+                    row = h * W
+                    for w in range(w0, w1):
+                        flat[row + w] += share
+    return dx
+
+
+@njit(cache=True, parallel=True)
+def _unpool_kernel(x, index, size):
+    planes, count = x.shape
+    y = np.empty((planes, size), dtype=x.dtype)
+    for plane in prange(planes):
+        y[plane] = 0
+        for i in range(count):          # in order: with repeated indices the last write wins, as in torch
+            y[plane, index[plane, i]] = x[plane, i]
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _gather_kernel(dy, index):
+    planes, count = index.shape
+    dx = np.empty((planes, count), dtype=dy.dtype)
+    for plane in prange(planes):
+        for i in range(count):
+            dx[plane, i] = dy[plane, index[plane, i]]
+    return dx
+
+
+# ============================================================ max / min pooling
+
+class ExtremumSaved(NamedTuple):
+    """What max/min pooling keeps for backward: the winners' flat indices, or (tie="split") x and y."""
+
+    argmax: np.ndarray          # (..., *out) int64, flat per plane: torch's return_indices
+    input_shape: tuple[int, ...]
+    spatial_dims: int
+    tie: str
+    windows: Windows
+    x: np.ndarray | None        # only for tie="split": which elements tie with the output
+    y: np.ndarray | None
+
+
+def _extremum_forward(x, n, is_min, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, name):
+    _check_rules(name, tie, nan)
+    kernel, stride, padding, dilation = normalize_pool_args(name, n, kernel_size, stride, padding, dilation)
+    windows = pool_windows(name, x.shape[-n:], kernel, stride, padding, dilation, ceil_mode)
+    planes, lead = _as_planes(x, n)
+    y, argmax = _extremum_forward_kernel(planes, *_windows_2d(windows), is_min, nan == "ignore")
+    out_shape = lead + windows.output_size
+    y, argmax = y.reshape(out_shape), argmax.reshape(out_shape)
+    split = tie == "split"
+    return y, ExtremumSaved(argmax, x.shape, n, tie, windows, x if split else None, y if split else None)
+
+
+def extremum_pool_backward(dy: np.ndarray, saved: ExtremumSaved):
+    """Backward of max/min pooling (and adaptive max pooling): route each output's gradient to its winner(s)."""
+    n = saved.spatial_dims
+    H, W = ((1,) + saved.input_shape[-1:]) if n == 1 else saved.input_shape[-2:]
+    dy_planes = np.ascontiguousarray(dy).reshape((-1,) + ((1,) if n == 1 else ()) + dy.shape[-n:])
+    if saved.tie == "split":
+        # y = max_j x_j: every j with x_j == y (a NaN output: every NaN) is a winner; with m winners,
+        # the subgradient that shares equally is dy/dx_j = 1/m.
+        x_planes, _ = _as_planes(saved.x, n)
+        y_planes, _ = _as_planes(saved.y, n)
+        dx = _extremum_split_backward_kernel(dy_planes, x_planes, y_planes, *_windows_2d(saved.windows))
+    else:
+        # y = x[argmax]  =>  dy/dx_j = 1 if j == argmax else 0: scatter dy to the recorded index
+        # (torch's rule; overlapping windows that share a winner add up).
+        dx = _scatter_add_kernel(dy_planes, saved.argmax.reshape(dy_planes.shape), H, W)
+    return (dx.reshape(saved.input_shape),)
+
+
+def max_pool1d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       tie="first", nan="propagate", _name="max_pool1d"):
+    """Max over sliding windows of the last axis; ``saved.argmax`` holds torch's indices."""
+    return _extremum_forward(x, 1, False, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, _name)
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       tie="first", nan="propagate", _name="max_pool2d"):
+    """Max over sliding windows of the last two axes; ``saved.argmax`` holds torch's flat indices."""
+    return _extremum_forward(x, 2, False, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, _name)
+
+
+def min_pool1d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       tie="first", nan="propagate", _name="min_pool1d"):
+    """Min over sliding windows of the last axis (= -max_pool1d(-x), indices included)."""
+    return _extremum_forward(x, 1, True, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, _name)
+
+
+def min_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       tie="first", nan="propagate", _name="min_pool2d"):
+    """Min over sliding windows of the last two axes (= -max_pool2d(-x), indices included)."""
+    return _extremum_forward(x, 2, True, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, _name)
+
+
+max_pool1d_backward = max_pool2d_backward = extremum_pool_backward
+min_pool1d_backward = min_pool2d_backward = extremum_pool_backward
+
+
+# ============================================================ average pooling
+
+class MeanSaved(NamedTuple):
+    """Average pooling needs only the geometry: its backward does not depend on x."""
+
+    input_shape: tuple[int, ...]
+    spatial_dims: int
+    windows: Windows
+    divisor_override: int
+
+
+def _mean_forward(x, n, windows, divisor_override):
+    planes, lead = _as_planes(x, n)
+    h_divisor, w_divisor = _divisors_2d(windows, x.dtype)
+    h0, h1, _, w0, w1, _ = _windows_2d(windows)
+    y = _mean_forward_kernel(planes, h0, h1, w0, w1, h_divisor, w_divisor, x.dtype.type(divisor_override))
+    return y.reshape(lead + windows.output_size), MeanSaved(x.shape, n, windows, divisor_override)
+
+
+def mean_pool_backward(dy: np.ndarray, saved: MeanSaved):
+    """Backward of average pooling (and adaptive average pooling)."""
+    n = saved.spatial_dims
+    H, W = ((1,) + saved.input_shape[-1:]) if n == 1 else saved.input_shape[-2:]
+    dy_planes = np.ascontiguousarray(dy).reshape((-1,) + ((1,) if n == 1 else ()) + dy.shape[-n:])
+    h_divisor, w_divisor = _divisors_2d(saved.windows, dy.dtype)
+    h0, h1, _, w0, w1, _ = _windows_2d(saved.windows)
+    # y_o = (1/D_o) sum_{j in window o} x_j  =>  dL/dx_j = sum_{o : j in window o} dy_o / D_o:
+    # each output hands an equal share to every in-bounds member (padding takes its share away).
+    dx = _mean_backward_kernel(dy_planes, h0, h1, w0, w1, h_divisor, w_divisor, dy.dtype.type(saved.divisor_override), H, W)
+    return (dx.reshape(saved.input_shape),)
+
+
+def _check_divisor_override(name, divisor_override) -> int:
+    if divisor_override is None:
+        return 0
+    if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral) or divisor_override == 0:
+        # torch accepts any non-zero int (a negative one flips the sign); 0 means "no override" in the kernels.
+        raise ValueError(f"{name}: expected divisor_override to be a non-zero int or None, got {divisor_override!r}")
+    return int(divisor_override)
+
+
+def avg_pool1d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                       _name="avg_pool1d"):
+    """Mean over sliding windows of the last axis, with torch's divisor rules."""
+    kernel, stride, padding, dilation = normalize_pool_args(_name, 1, kernel_size, stride, padding)
+    windows = pool_windows(_name, x.shape[-1:], kernel, stride, padding, dilation, ceil_mode,
+                           count_include_pad, with_divisors=True)
+    return _mean_forward(x, 1, windows, 0)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                       divisor_override=None, _name="avg_pool2d"):
+    """Mean over sliding windows of the last two axes, with torch's divisor rules."""
+    override = _check_divisor_override(_name, divisor_override)
+    kernel, stride, padding, dilation = normalize_pool_args(_name, 2, kernel_size, stride, padding)
+    windows = pool_windows(_name, x.shape[-2:], kernel, stride, padding, dilation, ceil_mode,
+                           count_include_pad, with_divisors=True)
+    return _mean_forward(x, 2, windows, override)
+
+
+avg_pool1d_backward = avg_pool2d_backward = mean_pool_backward
+
+
+# ============================================================ adaptive pooling
+
+def _adaptive_avg_forward(x, n, output_size, name):
+    windows = adaptive_windows(x.shape[-n:], normalize_adaptive_output_size(name, output_size, x.shape[-n:]))
+    return _mean_forward(x, n, windows, 0)
+
+
+def adaptive_avg_pool1d_forward(x, output_size, _name="adaptive_avg_pool1d"):
+    """Mean over torch's adaptive windows of the last axis."""
+    return _adaptive_avg_forward(x, 1, output_size, _name)
+
+
+def adaptive_avg_pool2d_forward(x, output_size, _name="adaptive_avg_pool2d"):
+    """Mean over torch's adaptive windows of the last two axes."""
+    return _adaptive_avg_forward(x, 2, output_size, _name)
+
+
+def _adaptive_max_forward(x, n, output_size, name, is_min=False, tie="first", nan="propagate"):
+    _check_rules(name, tie, nan)
+    windows = adaptive_windows(x.shape[-n:], normalize_adaptive_output_size(name, output_size, x.shape[-n:]))
+    planes, lead = _as_planes(x, n)
+    y, argmax = _extremum_forward_kernel(planes, *_windows_2d(windows), is_min, nan == "ignore")
+    out_shape = lead + windows.output_size
+    y, argmax = y.reshape(out_shape), argmax.reshape(out_shape)
+    split = tie == "split"
+    return y, ExtremumSaved(argmax, x.shape, n, tie, windows, x if split else None, y if split else None)
+
+
+def adaptive_max_pool1d_forward(x, output_size, tie="first", nan="propagate", _name="adaptive_max_pool1d"):
+    """Max over torch's adaptive windows of the last axis; ``saved.argmax`` holds torch's indices."""
+    return _adaptive_max_forward(x, 1, output_size, _name, tie=tie, nan=nan)
+
+
+def adaptive_max_pool2d_forward(x, output_size, tie="first", nan="propagate", _name="adaptive_max_pool2d"):
+    """Max over torch's adaptive windows of the last two axes; ``saved.argmax`` holds torch's indices."""
+    return _adaptive_max_forward(x, 2, output_size, _name, tie=tie, nan=nan)
+
+
+adaptive_avg_pool1d_backward = adaptive_avg_pool2d_backward = mean_pool_backward
+adaptive_max_pool1d_backward = adaptive_max_pool2d_backward = extremum_pool_backward
+
+
+# ============================================================ power-average (Lp) pooling
+
+class LpSaved(NamedTuple):
+    x: np.ndarray
+    norm_type: float
+    kernel_volume: int
+    pooled: np.ndarray | None      # s = avg_pool(x^p): the window's mean of x^p
+    scaled: np.ndarray | None      # v = sign(s) relu(|s|) K, so that y = v^(1/p)
+    inner: MeanSaved | ExtremumSaved
+
+
+def _check_norm_type(name, norm_type) -> float:
+    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or norm_type == 0 or math.isnan(norm_type):
+        raise ValueError(f"{name}: expected norm_type to be a non-zero real number, got {norm_type!r}")
+    return norm_type
+
+
+def _lp_forward(x, n, norm_type, kernel_size, stride, ceil_mode, name):
+    p = _check_norm_type(name, norm_type)
+    kernel = tuple_of(name, "kernel_size", kernel_size, n, minimum=1)
+    K = int(np.prod(kernel))
+    if math.isinf(p):
+        # torch: p = inf is max pooling of |x|, p = -inf is min pooling of |x|.
+        y, inner = _extremum_forward(np.abs(x), n, p < 0, kernel, stride, 0, 1, ceil_mode, "first", "propagate", name)
+        return y, LpSaved(x, p, K, None, None, inner)
+    # torch's definition, kept literally so values and gradients match (including its quirks):
+    # y = (sign(s) relu(|s|) K)^(1/p) with s = avg_pool(x^p) over the unpadded window; a ceil_mode
+    # window cut by the border is therefore scaled by K / (its size), not K / K.
+    pooled, inner = (avg_pool1d_forward if n == 1 else avg_pool2d_forward)(
+        x ** p, kernel, stride, 0, ceil_mode, _name=name)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = np.sign(pooled) * np.maximum(np.abs(pooled), 0) * K
+        y = scaled ** (1.0 / p)
+    return y, LpSaved(x, p, K, pooled, scaled, inner)
+
+
+def lp_pool1d_forward(x, norm_type, kernel_size, stride=None, ceil_mode=False, _name="lp_pool1d"):
+    """(sum over the window of x^p)^(1/p), torch's power-average pooling on the last axis."""
+    return _lp_forward(x, 1, norm_type, kernel_size, stride, ceil_mode, _name)
+
+
+def lp_pool2d_forward(x, norm_type, kernel_size, stride=None, ceil_mode=False, _name="lp_pool2d"):
+    """(sum over the window of x^p)^(1/p), torch's power-average pooling on the last two axes."""
+    return _lp_forward(x, 2, norm_type, kernel_size, stride, ceil_mode, _name)
+
+
+def lp_pool_backward(dy: np.ndarray, saved: LpSaved):
+    """Backward of Lp pooling, following torch's chain step by step."""
+    x, p = saved.x, saved.norm_type
+    if saved.pooled is None:
+        # y = max |x_j|  =>  dy/dx_j = sign(x_j) at the winner
+        (g_abs,) = extremum_pool_backward(dy, saved.inner)
+        return (g_abs * np.sign(x),)
+    s, v = saved.pooled, saved.scaled
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # y = v^(1/p)                     =>  g_v = dy (1/p) v^(1/p - 1)
+        g_v = dy * ((1.0 / p) * v ** (1.0 / p - 1))
+        # v = sign(s) relu(|s|) K, sign has zero derivative; relu passes where relu(|s|) > 0 (torch's
+        # threshold_backward), so an all-zero window gets gradient 0 instead of inf * 0.
+        g_u = g_v * saved.kernel_volume
+        g_s = np.where(np.maximum(np.abs(s), 0) <= 0, 0, g_u * np.sign(s)).astype(dy.dtype, copy=False) * np.sign(s)
+        (g_power,) = mean_pool_backward(g_s.astype(dy.dtype, copy=False), saved.inner)
+        # s averages x^p  =>  d(x^p)/dx = p x^(p-1)
+        g_x = g_power * (p * x ** (p - 1))
+    return (g_x.astype(x.dtype, copy=False),)
+
+
+lp_pool1d_backward = lp_pool2d_backward = lp_pool_backward
+
+
+# ============================================================ max unpooling
+
+class UnpoolSaved(NamedTuple):
+    index: np.ndarray           # (planes, count) flat positions in the output planes
+    input_shape: tuple[int, ...]
+
+
+def unpool_output_size(name, input_spatial, kernel, stride, padding, output_size):
+    """torch's ``_unpool_output_size``: the default size, or a checked explicit one."""
+    n = len(kernel)
+    default = tuple((L - 1) * s + k - 2 * p for L, k, s, p in zip(input_spatial, kernel, stride, padding))
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(output_size)
+        if len(size) == n + 2:
+            size = size[2:]
+        if len(size) != n:
+            raise ValueError(f"{name}: expected output_size with {n} or {n + 2} elements, got {tuple(output_size)}")
+        for d in range(n):
+            low, high = default[d] - stride[d], default[d] + stride[d]
+            if not low < size[d] < high:
+                raise ValueError(
+                    f"{name}: invalid output_size {tuple(output_size)} (dim {d} must be between {low} and {high}, exclusive)"
+                )
+        size = tuple(int(v) for v in size)
+    if any(v < 1 for v in size):
+        raise ValueError(f"{name}: the output size would be {_fmt(size)}; it must be positive")
+    return size
+
+
+def _unpool_forward(x, indices, n, kernel_size, stride, padding, output_size, name):
+    kernel = tuple_of(name, "kernel_size", kernel_size, n, minimum=1)
+    if stride is None or (not isinstance(stride, numbers.Integral) and len(tuple(stride)) == 0):
+        stride = kernel
+    stride = tuple_of(name, "stride", stride, n, minimum=1)
+    padding = tuple_of(name, "padding", padding, n, minimum=0)
+    out_spatial = unpool_output_size(name, x.shape[-n:], kernel, stride, padding, output_size)
+    size = int(np.prod(out_spatial))
+    if np.shape(indices) != x.shape:
+        raise ValueError(f"{name}: expected indices of the input's shape {x.shape}, got {np.shape(indices)}")
+    index = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1, int(np.prod(x.shape[-n:], dtype=np.int64)))
+    if index.size and (index.min() < 0 or index.max() >= size):
+        bad = index.min() if index.min() < 0 else index.max()
+        raise ValueError(f"{name}: found an invalid max index {bad} (output plane of size {_fmt(out_spatial)})")
+    planes = np.ascontiguousarray(x).reshape(index.shape)
+    # y[index_i] = x_i (zeros elsewhere)
+    y = _unpool_kernel(planes, index, size)
+    return y.reshape(x.shape[:-n] + out_spatial), UnpoolSaved(index, x.shape)
+
+
+def max_unpool1d_forward(x, indices, kernel_size, stride=None, padding=0, output_size=None, _name="max_unpool1d"):
+    """Partial inverse of max_pool1d: put each value at its recorded index, zeros elsewhere."""
+    return _unpool_forward(x, indices, 1, kernel_size, stride, padding, output_size, _name)
+
+
+def max_unpool2d_forward(x, indices, kernel_size, stride=None, padding=0, output_size=None, _name="max_unpool2d"):
+    """Partial inverse of max_pool2d: put each value at its recorded flat index, zeros elsewhere."""
+    return _unpool_forward(x, indices, 2, kernel_size, stride, padding, output_size, _name)
+
+
+def max_unpool_backward(dy: np.ndarray, saved: UnpoolSaved):
+    # y[index_i] = x_i  =>  dL/dx_i = dy[index_i]: gather (a repeated index hands its gradient to
+    # every input that points at it, as torch's backward does).
+    planes = np.ascontiguousarray(dy).reshape(saved.index.shape[0], -1)
+    return (_gather_kernel(planes, saved.index).reshape(saved.input_shape), None)
+
+
+max_unpool1d_backward = max_unpool2d_backward = max_unpool_backward
