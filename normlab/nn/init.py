@@ -76,6 +76,8 @@ def _fan_in_and_fan_out(array: np.ndarray) -> tuple[int, int]:
 
 
 def _fan(array: np.ndarray, mode: str) -> int:
+    # torch lower-cases the mode, so "FAN_OUT" is accepted there too.
+    mode = mode.lower() if isinstance(mode, str) else mode
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"init: mode {mode!r} not supported, please use one of fan_in, fan_out")
     fan_in, fan_out = _fan_in_and_fan_out(array)
