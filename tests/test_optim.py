@@ -527,3 +527,15 @@ def test_repr_lists_groups_like_torch():
     text = repr(optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
     assert text.startswith("SGD (\nParameter Group 0\n")
     assert "    lr: 0.1\n" in text and "    momentum: 0.9\n" in text and text.endswith(")")
+
+
+def test_amsgrad_switched_on_between_steps_starts_its_maximum():
+    model, _ = make_models(np.float64)
+    params = list(model.parameters())
+    opt = optim.Adam(params, lr=0.01)
+    for grads in _grads_sequence(params, 2, np.float64):
+        _apply(opt, params, grads)
+    opt.param_groups[0]["amsgrad"] = True
+    _apply(opt, params, _grads_sequence(params, 1, np.float64, seed=2)[0])
+    for p in params[:-1]:
+        np.testing.assert_array_equal(opt.state[p]["max_exp_avg_sq"], opt.state[p]["exp_avg_sq"])

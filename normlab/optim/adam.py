@@ -109,7 +109,8 @@ class Adam(Optimizer):
             bias_correction2_sqrt = bias_correction2 ** 0.5
 
             if amsgrad:
-                max_exp_avg_sq = state["max_exp_avg_sq"]
+                # amsgrad switched on after some steps: start the running maximum now (torch raises KeyError).
+                max_exp_avg_sq = state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
                 np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
                 second_moment = max_exp_avg_sq
             else:

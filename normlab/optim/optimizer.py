@@ -109,7 +109,9 @@ class Optimizer:
                 f"(wrap it in a list)"
             )
         if isinstance(params, Mapping):
-            raise TypeError(f"{self._name}: params should be an iterable of Tensors or dicts, got a dict (wrap it in a list)")
+            raise TypeError(
+                f"{self._name}: params should be an iterable of Tensors or dicts, got a dict (wrap it in a list)"
+            )
         if isinstance(params, (set, frozenset)):
             raise TypeError(
                 f"{self._name}: optimizer parameters need to be organized in ordered collections, but the "
@@ -164,7 +166,9 @@ class Optimizer:
         group_index = len(self.param_groups)
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"{self._name}: optimizer can only optimize Tensors, but one of the params is a {type(p).__name__}")
+                raise TypeError(
+                    f"{self._name}: optimizer can only optimize Tensors, but one of the params is a {type(p).__name__}"
+                )
             if not p.is_leaf:
                 raise ValueError(f"{self._name}: can't optimize a non-leaf Tensor")
             if p.dtype.kind != "f":
