@@ -694,3 +694,205 @@ def max_unpool_backward(dy: np.ndarray, saved: UnpoolSaved):
 
 
 max_unpool1d_backward = max_unpool2d_backward = max_unpool_backward
+
+
+# ============================================================ visible routing
+
+_ROUTING_KINDS = {
+    "max": "max_pool2d", "min": "min_pool2d", "avg": "avg_pool2d", "lp": "lp_pool2d",
+    "adaptive_max": "adaptive_max_pool2d", "adaptive_avg": "adaptive_avg_pool2d",
+}
+_ROUTED_OPS = ("max_pool1d", "max_pool2d", "min_pool1d", "min_pool2d", "avg_pool1d", "avg_pool2d",
+               "lp_pool1d", "lp_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+               "adaptive_avg_pool1d", "adaptive_avg_pool2d")
+#: routing() builds a dense array; beyond this many weights the input is not "small".
+ROUTING_MAX_WEIGHTS = 20_000_000
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where each pooled output's gradient goes: ``weights[..., o, i] = d output[..., o] / d input[..., i]``.
+
+    ``weights`` has shape ``output.shape + input spatial shape``: the leading
+    (batch, channel) axes are shared, because pooling never mixes planes.
+    For a 2d pool, ``weights[n, c, oh, ow]`` is an (H, W) picture of the input
+    plane: 1 at the max's winner, 1/divisor over an average's window, 0
+    elsewhere. ``edges()`` lists the same as (output index, input index, weight)
+    triples; ``input_gradient(dy)`` applies the routing to an upstream gradient
+    (and equals the op's backward).
+    """
+
+    kind: str
+    output: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.weights.ndim - self.output.ndim
+
+    def input_gradient(self, dy: np.ndarray) -> np.ndarray:
+        """dL/dx[..., i] = sum_o dy[..., o] * weights[..., o, i]."""
+        n = self.spatial_dims
+        lead = self.output.shape[:-n]
+        out_count = int(np.prod(self.output.shape[-n:]))
+        in_spatial = self.weights.shape[self.output.ndim:]
+        w = self.weights.reshape(lead + (out_count, int(np.prod(in_spatial))))
+        g = np.asarray(dy).reshape(lead + (out_count,))
+        return np.einsum("...o,...oi->...i", g, w).reshape(lead + in_spatial)
+
+    def edges(self, tol: float = 0.0) -> list[tuple[tuple[int, ...], tuple[int, ...], float]]:
+        """(output index, input index, weight) for every weight with |weight| > tol; both indices are full."""
+        n = self.spatial_dims
+        lead_ndim = self.output.ndim - n
+        result = []
+        for index in zip(*np.nonzero(np.abs(self.weights) > tol)):
+            index = tuple(int(i) for i in index)
+            out_index = index[:self.output.ndim]
+            in_index = index[:lead_ndim] + index[self.output.ndim:]
+            result.append((out_index, in_index, float(self.weights[index])))
+        return result
+
+
+def _sliding_membership(L, k, s, p, d, out):
+    """member[o, i]: input position i is a (real, unpadded) member of window o along one axis."""
+    offset = np.arange(L)[None, :] - (np.arange(out) * s - p)[:, None]
+    return (offset >= 0) & (offset % d == 0) & (offset // d < k)
+
+
+def _adaptive_membership(L, out):
+    o, i = np.arange(out)[:, None], np.arange(L)[None, :]
+    return (i * out >= o * L) & (i * out < (o + 1) * L)   # floor(o L/out) <= i < ceil((o+1) L/out)
+
+
+def _window_mask(memberships):
+    """mask[o..., i...] for 1 or 2 axes: the outer product of per-axis memberships."""
+    if len(memberships) == 1:
+        return memberships[0]
+    mh, mw = memberships
+    return mh[:, None, :, None] & mw[None, :, None, :]
+
+
+def _one_hot_routing(argmax, in_spatial, dtype):
+    flat = np.zeros(argmax.shape + (int(np.prod(in_spatial)),), dtype=dtype)
+    np.put_along_axis(flat, argmax[..., None], 1, axis=-1)
+    return flat.reshape(argmax.shape + tuple(in_spatial))
+
+
+def _spread(x, n, out_ndim_extra):
+    """x with singleton output axes inserted before its spatial axes (for broadcasting against y)."""
+    lead = x.shape[:-n]
+    return x.reshape(lead + (1,) * out_ndim_extra + x.shape[-n:])
+
+
+def _split_routing(x, y, n, mask):
+    # winners: real window members equal to the output (NaN counts as equal to a NaN output)
+    xb = _spread(x, n, n)
+    yb = y.reshape(y.shape + (1,) * n)
+    win = mask & ((xb == yb) | (np.isnan(xb) & np.isnan(yb)))
+    counts = win.sum(axis=tuple(range(-n, 0)), keepdims=True)
+    return (win / counts).astype(x.dtype)
+
+
+def routing(kind: str, x, *args, **kwargs) -> Routing:
+    """The gradient routing of a pooling op on a small input, as a dense array of weights.
+
+    ``kind`` is a functional name (``"max_pool2d"``, ``"avg_pool1d"``,
+    ``"adaptive_max_pool2d"``, ``"lp_pool2d"``, ...) or a short name for the 2d
+    op (``"max"``, ``"min"``, ``"avg"``, ``"lp"``, ``"adaptive_max"``,
+    ``"adaptive_avg"``); ``args``/``kwargs`` are that op's arguments
+    (``tie``/``nan`` included for max/min). ``x`` is any array whose last one
+    (1d) or two (2d) axes are spatial -- a single (H, W) image works.
+
+    The weights are built from the window geometry (and, for max/min, from the
+    recorded indices or the tied winners), not by running backward; a test
+    checks that ``input_gradient`` equals the op's backward.
+
+    >>> import numpy as np
+    >>> r = routing("max", np.array([[1., 5.], [3., 2.]]), 2)
+    >>> r.output
+    array([[5.]])
+    >>> r.weights[0, 0]
+    array([[0., 1.],
+           [0., 0.]])
+    >>> r.edges()
+    [((0, 0), (0, 1), 1.0)]
+    """
+    op = _ROUTING_KINDS.get(kind, kind)
+    if op not in _ROUTED_OPS:
+        raise ValueError(f"routing: unknown kind {kind!r}; expected one of {sorted(_ROUTING_KINDS)} or {_ROUTED_OPS}")
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    n = 1 if op.endswith("1d") else 2
+    if x.ndim < n:
+        raise ValueError(f"routing: {op} needs at least {n} spatial axes, got an input of shape {x.shape}")
+    y, saved = globals()[op + "_forward"](x, *args, **kwargs)
+    in_spatial = x.shape[-n:]
+    if y.size * int(np.prod(in_spatial)) > ROUTING_MAX_WEIGHTS:
+        raise ValueError(f"routing: input of shape {x.shape} is too large for a dense routing "
+                         f"({y.size} outputs x {int(np.prod(in_spatial))} inputs)")
+    base = op[:-2]
+    if base in ("max_pool", "min_pool", "adaptive_max_pool"):
+        weights = _extremum_routing(x, y, saved, n)
+    elif base == "adaptive_avg_pool":
+        mask = _window_mask([_adaptive_membership(L, o) for L, o in zip(in_spatial, y.shape[-n:])])
+        weights = _mean_routing(mask, mask.sum(axis=tuple(range(-n, 0))), y, x.dtype)
+    elif base == "avg_pool":
+        weights = _avg_routing(op, x, y, n, *args, **kwargs)
+    else:
+        weights = _lp_routing(op, x, y, saved, n, *args, **kwargs)
+    return Routing(kind, y, weights)
+
+
+def _extremum_routing(x, y, saved: ExtremumSaved, n):
+    if saved.tie == "first":
+        return _one_hot_routing(saved.argmax, x.shape[-n:], x.dtype)
+    w = saved.windows
+    if w.divisors is None:   # sliding windows (adaptive windows carry their sizes as divisors)
+        memberships = [
+            _member_from_windows(L, start, end, step) for L, start, end, step in zip(w.input_size, w.starts, w.ends, w.steps)
+        ]
+    else:
+        memberships = [_adaptive_membership(L, o) for L, o in zip(w.input_size, w.output_size)]
+    return _split_routing(x, y, n, _window_mask(memberships))
+
+
+def _member_from_windows(L, start, end, step):
+    i = np.arange(L)[None, :]
+    return (i >= start[:, None]) & (i < end[:, None]) & ((i - start[:, None]) % step == 0)
+
+
+def _mean_routing(mask, divisor, y, dtype):
+    n = mask.ndim // 2
+    lead = y.shape[:-n]
+    weights = mask / divisor.reshape(divisor.shape + (1,) * n)
+    return np.broadcast_to(weights.astype(dtype), lead + weights.shape).copy()
+
+
+def _avg_routing(op, x, y, n, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+    kernel, stride, padding, _ = normalize_pool_args(op, n, kernel_size, stride, padding)
+    in_spatial, out_spatial = x.shape[-n:], y.shape[-n:]
+    memberships = [_sliding_membership(L, k, s, p, 1, o)
+                   for L, k, s, p, o in zip(in_spatial, kernel, stride, padding, out_spatial)]
+    mask = _window_mask(memberships)
+    if divisor_override is not None:
+        divisor = np.full(out_spatial, divisor_override)
+    else:
+        per_axis = []
+        for L, k, s, p, o, m in zip(in_spatial, kernel, stride, padding, out_spatial, memberships):
+            # the padded window, never beyond the right padding; or only its real members
+            start = np.arange(o) * s - p
+            per_axis.append(np.minimum(k, L + p - start) if count_include_pad else m.sum(axis=1))
+        divisor = per_axis[0] if n == 1 else per_axis[0][:, None] * per_axis[1][None, :]
+    return _mean_routing(mask, divisor, y, x.dtype)
+
+
+def _lp_routing(op, x, y, saved: LpSaved, n, norm_type, kernel_size, stride=None, ceil_mode=False):
+    if saved.pooled is None:   # p = +-inf: max/min pooling of |x|, times sign(x)
+        return _one_hot_routing(saved.inner.argmax, x.shape[-n:], x.dtype) * _spread(np.sign(x), n, n)
+    p, s, v = saved.norm_type, saved.pooled, saved.scaled
+    avg = _avg_routing(op, x, y, n, kernel_size, stride, 0, ceil_mode)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        dy_ds = np.where(np.abs(s) <= 0, 0, (1.0 / p) * v ** (1.0 / p - 1) * saved.kernel_volume * np.sign(s)) * np.sign(s)
+        return avg * dy_ds.reshape(dy_ds.shape + (1,) * n) * _spread(p * x ** (p - 1), n, n)
