@@ -1,0 +1,375 @@
+"""Convolution (torch's cross-correlation) as im2col + one matrix product on BLAS.
+
+For one group g, with K = C_g * kH * kW rows of receptive-field taps and
+P = H_out * W_out output positions, im2col copies every window of the input
+into one column of ``cols`` (K, P); the convolution is then a single GEMM,
+``y_g = W_g cols`` with W_g the (O_g, K) reshaped weight. Backward is two
+more GEMMs and the adjoint of im2col (col2im, which adds each column back
+onto the pixels it was read from).
+
+Layout: the batch is processed in chunks of ``n_b`` samples; a chunk's
+columns are laid out (C * kH * kW, n_b, P), i.e. (groups, K, n_b * P), so
+each GEMM multiplies by all n_b * P columns at once. That keeps BLAS busy even
+when P is small (7x7 maps) at the cost of one output-sized transpose. The
+chunk size bounds the column buffer (im2col inflates the input kH * kW times).
+
+Padding is never materialised: im2col writes zeros where a tap falls outside
+the input, and col2im skips those taps. Padding is given per side
+(before, after), so torch's asymmetric ``padding="same"`` split costs nothing.
+
+conv1d is conv2d with H = 1 (a free reshape of the same memory).
+
+Gradients: backward recomputes ``cols`` from the saved input instead of
+saving it: the input is kH * kW times smaller than its columns, and rebuilding
+them costs one pass over memory, small next to the GEMMs.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "conv_output_size", "same_padding",
+    "conv2d_forward", "conv2d_backward", "conv1d_forward", "conv1d_backward",
+    "pad_forward", "pad_backward",
+]
+
+# Upper bound on one chunk's column buffer; the GEMMs stay large (n_b * P
+# columns) while the buffer stays in a size the memory system handles well.
+_COLUMN_BUDGET_BYTES = 2 * 2 ** 20
+
+
+# ----------------------------------------------------------------------------
+# Sizes
+# ----------------------------------------------------------------------------
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, dilation: int) -> int:
+    """floor((size + pads - dilation * (kernel - 1) - 1) / stride) + 1, torch's rule."""
+    return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
+    """torch's split of ``padding="same"``: total dilation*(k-1), the odd extra pixel after."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def _as_pairs(padding, n: int) -> tuple[tuple[int, int], ...]:
+    """Padding as ``n`` (before, after) pairs: an int, n ints, or n pairs."""
+    if isinstance(padding, numbers.Integral):
+        return ((int(padding), int(padding)),) * n
+    padding = tuple(padding)
+    if len(padding) != n:
+        raise ValueError(f"expected padding for {n} dimensions, got {padding!r}")
+    return tuple((int(p), int(p)) if isinstance(p, numbers.Integral) else (int(p[0]), int(p[1])) for p in padding)
+
+
+def _as_tuple(value, n: int) -> tuple[int, ...]:
+    return (int(value),) * n if isinstance(value, numbers.Integral) else tuple(int(v) for v in value)
+
+
+# ----------------------------------------------------------------------------
+# Compiled kernels (compiled lazily on first call, cached on disk)
+#
+# They are serial on purpose. The GEMMs between them run on OpenBLAS's own
+# threads, which keep spinning for a while after each call; an OpenMP-parallel
+# Numba kernel started in that window fights them for the cores (measured on 2
+# cores: im2col 6x slower, the whole forward 2x slower than with serial
+# kernels). The kernels work on cache-sized tiles, so a serial pass is cheap
+# next to the GEMM that follows it.
+# ----------------------------------------------------------------------------
+
+@njit(cache=True)
+def _valid_range(out_size, stride, offset, size):
+    """Output positions o in [lo, hi) whose tap i = o * stride + offset lies inside [0, size)."""
+    lo = 0
+    if offset < 0:
+        lo = (-offset + stride - 1) // stride
+    hi = 0
+    if size - offset > 0:
+        hi = (size - offset + stride - 1) // stride
+    if hi > out_size:
+        hi = out_size
+    if lo > hi:
+        lo = hi
+    return lo, hi
+
+
+@njit(cache=True)
+def _im2col(x, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
+            dilation_h, dilation_w, out_w, cols):
+    """cols[(c, ki, kj), b, (oh - row_start, ow)] = x[b, c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw], 0 outside.
+
+    Output rows oh in [row_start, row_stop) of every sample b in ``x``.
+    """
+    batch, channels, height, width = x.shape
+    for c in range(channels):
+        for ki in range(kernel_h):
+            offset_h = ki * dilation_h - pad_top
+            for kj in range(kernel_w):
+                row = (c * kernel_h + ki) * kernel_w + kj
+                offset_w = kj * dilation_w - pad_left
+                ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
+                for b in range(batch):
+                    dest = cols[row, b]
+                    for oh in range(row_start, row_stop):
+                        base = (oh - row_start) * out_w
+                        ih = oh * stride_h + offset_h
+                        if ih < 0 or ih >= height:
+                            for ow in range(out_w):
+                                dest[base + ow] = 0
+                            continue
+                        src = x[b, c, ih]
+                        for ow in range(ow_lo):
+                            dest[base + ow] = 0
+                        # The branch-free middle run: a strided (for stride 1, contiguous) copy.
+                        for ow in range(ow_lo, ow_hi):
+                            dest[base + ow] = src[ow * stride_w + offset_w]
+                        for ow in range(ow_hi, out_w):
+                            dest[base + ow] = 0
+
+
+@njit(cache=True)
+def _col2im(dcols, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
+            dilation_h, dilation_w, out_w, dx):
+    """The adjoint of ``_im2col``: dx[b, c, ih, iw] += dcols[(c, ki, kj), b, (oh - row_start, ow)] over in-range taps.
+
+    The first tile of a sample (row_start == 0) first zeroes its planes; later
+    tiles of the same sample add onto them (their input rows overlap).
+    """
+    batch, channels, height, width = dx.shape
+    if row_start == 0:
+        for b in range(batch):
+            for c in range(channels):
+                for i in range(height):
+                    for j in range(width):
+                        dx[b, c, i, j] = 0
+    for c in range(channels):
+        for ki in range(kernel_h):
+            offset_h = ki * dilation_h - pad_top
+            for kj in range(kernel_w):
+                row = (c * kernel_h + ki) * kernel_w + kj
+                offset_w = kj * dilation_w - pad_left
+                ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
+                for b in range(batch):
+                    src = dcols[row, b]
+                    for oh in range(row_start, row_stop):
+                        ih = oh * stride_h + offset_h
+                        if ih < 0 or ih >= height:
+                            continue
+                        dest = dx[b, c, ih]
+                        base = (oh - row_start) * out_w
+                        for ow in range(ow_lo, ow_hi):
+                            dest[ow * stride_w + offset_w] += src[base + ow]
+
+
+# ----------------------------------------------------------------------------
+# conv2d
+# ----------------------------------------------------------------------------
+
+def _tiles(batch: int, rows: int, out_h: int, out_w: int, itemsize: int):
+    """(first sample, stop sample, first output row, stop output row) of each tile.
+
+    A tile's columns (rows x tile positions) fit ``_COLUMN_BUDGET_BYTES``: several
+    whole samples when one sample's columns are small (7x7 maps: the GEMM still
+    gets many columns), else one sample cut into blocks of output rows.
+    """
+    row_bytes = max(rows * out_w * itemsize, 1)
+    sample_bytes = row_bytes * out_h
+    if sample_bytes <= _COLUMN_BUDGET_BYTES:
+        step = max(1, _COLUMN_BUDGET_BYTES // max(sample_bytes, 1))
+        return [(n, min(n + step, batch), 0, out_h) for n in range(0, batch, step)]
+    block = max(1, _COLUMN_BUDGET_BYTES // row_bytes)
+    return [(n, n + 1, r, min(r + block, out_h)) for n in range(batch) for r in range(0, out_h, block)]
+
+
+def _geometry(saved_like):
+    stride, padding, dilation = saved_like
+    return stride[0], stride[1], padding[0][0], padding[1][0], dilation[0], dilation[1]
+
+
+def _is_pointwise(kernel_h, kernel_w, stride, padding, dilation) -> bool:
+    """A 1x1 kernel with stride 1 and no padding: the columns are the input itself (no im2col)."""
+    return kernel_h == kernel_w == 1 and stride == (1, 1) and padding == ((0, 0), (0, 0))
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """y[n, o] = sum over c in o's group, ki, kj of W[o, c, ki, kj] x_pad[n, c, oh*s + ki*d, ow*s + kj*d] + b[o].
+
+    Shapes: x (N, C, H, W), weight (O, C / groups, kH, kW), bias (O,) or None
+    -> y (N, O, H_out, W_out). ``padding`` is an int, (pH, pW), or
+    ((top, bottom), (left, right)). Arguments are assumed valid (the
+    functional layer checks them).
+    """
+    x = np.ascontiguousarray(x)
+    weight = np.ascontiguousarray(weight, dtype=x.dtype)
+    stride, dilation = _as_tuple(stride, 2), _as_tuple(dilation, 2)
+    padding = _as_pairs(padding, 2)
+    batch, channels, height, width = x.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    out_h = conv_output_size(height, kernel_h, stride[0], *padding[0], dilation[0])
+    out_w = conv_output_size(width, kernel_w, stride[1], *padding[1], dilation[1])
+    positions = out_h * out_w
+    group_out = out_channels // groups
+    rows = channels * kernel_h * kernel_w  # all groups' K rows, stacked group by group
+    group_rows = rows // groups
+    weight_g = weight.reshape(groups, group_out, group_rows)
+    y = np.empty((batch, out_channels, out_h, out_w), dtype=x.dtype)
+    y_g = y.reshape(batch, groups, group_out, positions)
+    if _is_pointwise(kernel_h, kernel_w, stride, padding, dilation):
+        # (groups, O_g, C_g) @ (N, groups, C_g, P): one GEMM per sample and group, written in place.
+        np.matmul(weight_g, x.reshape(batch, groups, group_rows, positions), out=y_g)
+    else:
+        geometry = (kernel_h, kernel_w, *_geometry((stride, padding, dilation)), out_w)
+        tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
+        buffer = np.empty(max((rows * (stop - start) * (r1 - r0) * out_w for start, stop, r0, r1 in tiles),
+                              default=0), dtype=x.dtype)
+        for start, stop, row_start, row_stop in tiles:  # a loop over cache-sized tiles, not pixels
+            nb, columns = stop - start, (row_stop - row_start) * out_w
+            cols = buffer[: rows * nb * columns].reshape(groups, group_rows, nb * columns)
+            _im2col(x[start:stop], row_start, row_stop, *geometry, cols.reshape(rows, nb, columns))
+            if nb == 1:
+                # (groups, O_g, K) @ (groups, K, T) straight into y's rows [row_start, row_stop).
+                np.matmul(weight_g, cols, out=y_g[start, :, :, row_start * out_w: row_stop * out_w])
+            else:
+                # Several whole samples share one GEMM; their outputs come back sample-major.
+                product = np.matmul(weight_g, cols)
+                y_g[start:stop] = product.reshape(groups, group_out, nb, positions).transpose(2, 0, 1, 3)
+    if bias is not None:
+        y += bias.astype(x.dtype, copy=False)[:, None, None]
+    saved = (x, weight, bias is not None, stride, padding, dilation, groups)
+    return y, saved
+
+
+def conv2d_backward(dy, saved, needs=(True, True, True)):
+    """Gradients (dx, dweight, dbias) of ``conv2d_forward``; None where ``needs`` says no.
+
+    ``needs`` is one flag per positional input (x, weight, bias), as
+    ``Function.needs_input_grad``: an input that needs no gradient costs nothing.
+    """
+    x, weight, has_bias, stride, padding, dilation, groups = saved
+    need_x, need_w = bool(needs[0]), bool(needs[1])
+    need_b = has_bias and len(needs) > 2 and bool(needs[2])
+    dy = np.ascontiguousarray(dy, dtype=x.dtype)
+    batch, channels, height, width = x.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    _, _, out_h, out_w = dy.shape
+    positions = out_h * out_w
+    group_out = out_channels // groups
+    rows = channels * kernel_h * kernel_w
+    group_rows = rows // groups
+    weight_g = weight.reshape(groups, group_out, group_rows)
+    weight_t = weight_g.transpose(0, 2, 1)
+    dy_g = dy.reshape(batch, groups, group_out, positions)
+    dx = np.empty_like(x) if need_x else None
+    dweight_g = None
+    if _is_pointwise(kernel_h, kernel_w, stride, padding, dilation):
+        x_g = x.reshape(batch, groups, group_rows, positions)
+        if need_w:
+            # y[n] = W x[n]  =>  dW = sum over n of dY[n] x[n]^T.
+            dweight_g = np.matmul(dy_g, x_g.transpose(0, 1, 3, 2)).sum(axis=0)
+        if need_x:
+            # y[n] = W x[n]  =>  dx[n] = W^T dY[n].
+            np.matmul(weight_t, dy_g, out=dx.reshape(batch, groups, group_rows, positions))
+    elif need_x or need_w:
+        geometry = (kernel_h, kernel_w, *_geometry((stride, padding, dilation)), out_w)
+        tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
+        buffer = np.empty(max((rows * (stop - start) * (r1 - r0) * out_w for start, stop, r0, r1 in tiles),
+                              default=0), dtype=x.dtype)
+        dweight_g = np.zeros((groups, group_out, group_rows), dtype=x.dtype) if need_w else None
+        for start, stop, row_start, row_stop in tiles:
+            nb, columns = stop - start, (row_stop - row_start) * out_w
+            if nb == 1:
+                dy_tile = dy_g[start, :, :, row_start * out_w: row_stop * out_w]  # a strided view, no copy
+            else:
+                # dY of several samples in the columns' layout (groups, O_g, n_b * P).
+                dy_tile = np.ascontiguousarray(dy_g[start:stop].transpose(1, 2, 0, 3)).reshape(
+                    groups, group_out, nb * columns)
+            cols = buffer[: rows * nb * columns].reshape(groups, group_rows, nb * columns)
+            if need_w:
+                _im2col(x[start:stop], row_start, row_stop, *geometry, cols.reshape(rows, nb, columns))
+                # y_g = W_g cols  =>  dW_g = sum over columns p of dY_g[:, p] cols[:, p]^T = dY_g cols^T,
+                # one GEMM per group and tile, summed over tiles.
+                dweight_g += np.matmul(dy_tile, cols.transpose(0, 2, 1))
+            if need_x:
+                # y_g = W_g cols  =>  dcols = W_g^T dY_g. Each column entry is a copy of one input
+                # pixel (or of padding), so dx = col2im(dcols): every entry added back onto the
+                # pixel it was read from, padding taps dropped. dcols reuses the columns' buffer.
+                dcols = np.matmul(weight_t, dy_tile, out=cols)
+                _col2im(dcols.reshape(rows, nb, columns), row_start, row_stop, *geometry, dx[start:stop])
+    dweight = dweight_g.reshape(weight.shape) if need_w else None
+    # y[n, o, p] = ... + b[o]  =>  db[o] = sum over n, p of dY[n, o, p].
+    dbias = dy.sum(axis=(0, 2, 3)) if need_b else None
+    return dx, dweight, dbias
+
+
+# ----------------------------------------------------------------------------
+# conv1d: conv2d over a height-1 image
+# ----------------------------------------------------------------------------
+
+def conv1d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d_forward on (N, C, 1, L) with a (O, C / groups, 1, k) kernel; padding an int or (left, right).
+
+    Shapes: x (N, C, L), weight (O, C / groups, k), bias (O,) or None -> y (N, O, L_out).
+    """
+    pads = _as_pairs((padding,) if isinstance(padding, numbers.Integral) else (tuple(padding),), 1)[0]
+    y, saved = conv2d_forward(x[:, :, None, :], weight[:, :, None, :], bias, (1, _as_tuple(stride, 1)[0]),
+                              ((0, 0), pads), (1, _as_tuple(dilation, 1)[0]), groups)
+    return y[:, :, 0, :], saved
+
+
+def conv1d_backward(dy, saved, needs=(True, True, True)):
+    """Gradients (dx, dweight, dbias) of ``conv1d_forward``: conv2d's, reshaped back."""
+    dx, dweight, dbias = conv2d_backward(dy[:, :, None, :], saved, needs)
+    return (dx[:, :, 0, :] if dx is not None else None,
+            dweight[:, :, 0, :] if dweight is not None else None,
+            dbias)
+
+
+# ----------------------------------------------------------------------------
+# Non-zero padding modes (Conv's padding_mode): reflect, replicate, circular
+# ----------------------------------------------------------------------------
+
+_NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad_forward(x, pads, mode):
+    """Pad the last ``len(pads)`` dimensions of ``x`` with (before, after) pairs in torch's ``mode``.
+
+    ``reflect`` mirrors without repeating the edge, ``replicate`` repeats the
+    edge, ``circular`` wraps around; each padded position is a copy of one
+    input position, recorded per dimension in ``sources``.
+    """
+    pads = tuple((int(a), int(b)) for a, b in pads)
+    lead = x.ndim - len(pads)
+    y = np.pad(x, ((0, 0),) * lead + pads, mode=_NUMPY_PAD_MODE[mode])
+    # sources[d][j]: which input index the padded position j of dimension d copies.
+    sources = tuple(np.pad(np.arange(x.shape[lead + d]), pad, mode=_NUMPY_PAD_MODE[mode])
+                    for d, pad in enumerate(pads))
+    return y, (x.shape, pads, sources)
+
+
+def pad_backward(dy, saved):
+    """Gradient of ``pad_forward``: each padded copy's gradient is added back onto its source."""
+    shape, pads, sources = saved
+    lead = len(shape) - len(pads)
+    g = dy
+    # Padding is separable, so its adjoint is applied one dimension at a time.
+    for d in reversed(range(len(pads))):
+        axis = lead + d
+        before, after = pads[d]
+        size = shape[axis]
+        index = [slice(None)] * g.ndim
+        index[axis] = slice(before, before + size)
+        dx = g[tuple(index)].copy()  # the interior maps onto itself
+        # y[j] = x[source[j]]  =>  dx[i] = sum over j with source[j] = i of dy[j]; the padded
+        # positions are few (the pad width), so they are added slice by slice.
+        for j in list(range(before)) + list(range(before + size, before + size + after)):
+            target = [slice(None)] * g.ndim
+            target[axis] = sources[d][j]
+            index[axis] = j
+            dx[tuple(target)] += g[tuple(index)]
+        g = dx
+    return (g,)
