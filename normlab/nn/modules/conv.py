@@ -46,9 +46,11 @@ class _ConvNd(Module):
         self.output_padding = (0,) * dims
         self.groups = int(groups)
         self.padding_mode = padding_mode
-        # torch's F.pad order: last dimension first, (before, after) for each.
+        # torch's F.pad order: last dimension first, (before, after) for each (a list for
+        # 'same'/'valid', a tuple otherwise, exactly as torch keeps it).
         pairs = padding_pairs(self.padding, self.kernel_size, self.dilation)
-        self._reversed_padding_repeated_twice = [p for pair in reversed(pairs) for p in pair]
+        reversed_pads = [p for pair in reversed(pairs) for p in pair]
+        self._reversed_padding_repeated_twice = reversed_pads if isinstance(padding, str) else tuple(reversed_pads)
         dtype = np.dtype(dtype or get_default_dtype())
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
         if bias:
