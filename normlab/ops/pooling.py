@@ -583,9 +583,11 @@ def _lp_forward(x, n, norm_type, kernel_size, stride, ceil_mode, name):
     # torch's definition, kept literally so values and gradients match (including its quirks):
     # y = (sign(s) relu(|s|) K)^(1/p) with s = avg_pool(x^p) over the unpadded window; a ceil_mode
     # window cut by the border is therefore scaled by K / (its size), not K / K.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):   # NaN/inf as torch gives them
+        powered = x ** p
     pooled, inner = (avg_pool1d_forward if n == 1 else avg_pool2d_forward)(
-        x ** p, kernel, stride, 0, ceil_mode, _name=name)
-    with np.errstate(invalid="ignore", divide="ignore"):
+        powered, kernel, stride, 0, ceil_mode, _name=name)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         scaled = np.sign(pooled) * np.maximum(np.abs(pooled), 0) * K
         y = scaled ** (1.0 / p)
     return y, LpSaved(x, p, K, pooled, scaled, inner)
@@ -761,7 +763,8 @@ def _sliding_membership(L, k, s, p, d, out):
 
 def _adaptive_membership(L, out):
     o, i = np.arange(out)[:, None], np.arange(L)[None, :]
-    return (i * out >= o * L) & (i * out < (o + 1) * L)   # floor(o L/out) <= i < ceil((o+1) L/out)
+    # floor(o L/out) <= i  <=>  (i + 1) out > o L;   i < ceil((o+1) L/out)  <=>  i out < (o+1) L
+    return ((i + 1) * out > o * L) & (i * out < (o + 1) * L)
 
 
 def _window_mask(memberships):
