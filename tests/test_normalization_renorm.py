@@ -63,6 +63,7 @@ def renorm_reference(x, dy, weight, bias, running_mean, running_var, r_max, d_ma
     ("1d", [(5, 3), (2, 3), (7, 3), (4, 3)], {}),
     ("1d", [(4, 3, 6), (2, 3, 5), (3, 3, 2), (2, 3, 4)], {"momentum": None}),
     ("2d", [(2, 3, 4, 5), (3, 3, 2, 2), (4, 3, 3, 2)], {"affine": False}),
+    ("2d", [(1, 3, 4, 5), (2, 3, 2, 2), (1, 3, 3, 3), (1, 3, 2, 2)], {}),
     ("2d", [(2, 3, 4, 5), (3, 3, 2, 2), (4, 3, 3, 2)], {"momentum": 0.4, "bias": False, "eps": 1e-3}),
 ])
 def test_equals_batch_norm_exactly_with_r_max_1_d_max_0(kind, shapes, kwargs, dtype, rng):

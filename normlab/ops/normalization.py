@@ -42,120 +42,183 @@ from numba import get_num_threads, njit, prange
 # No 'nnan'/'ninf': NaN and inf must propagate as they do in torch.
 _FASTMATH = {"reassoc", "contract"}
 
+# Every kernel walks the rows x3[a, b, :] (K contiguous values) in memory order,
+# parallel over rows. When A == 1 (LayerNorm, GroupNorm, InstanceNorm, RMSNorm)
+# a row is a whole reduction set: statistics, normalization and the backward
+# reductions are fused in one visit of the row. When A > 1 (BatchNorm: a
+# channel's values are spread over N rows) each row's moments are computed
+# in-cache and merged across rows (Chan et al.), then a second pass applies
+# the per-channel constants -- walking a channel's N strided rows instead is
+# slow when the spatial size is small.
 
-# ----------------------------------------------------------------------------
-# Numba kernels: the shared core
-# ----------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
-def _forward_kernel(x3, scale, shift, seg, affine, center, compute_stats, normalize, save_x_hat,
-                    eps, mean, var, rstd, x_hat3, y3):
-    """Per slice b: (optionally) two-pass statistics, then x_hat and y = x_hat * scale + shift.
+def _row_moments(x3, row_mean, row_m2):
+    """Two-pass mean and sum of squared deviations of every row ``x3[a, b, :]`` (float64)."""
+    A, B, K = x3.shape
+    inv_k = 1.0 / K
+    for r in prange(A * B):
+        a = r // B
+        b = r - a * B
+        row = x3[a, b]
+        total = 0.0
+        for k in range(K):
+            total += row[k]
+        mu = total * inv_k
+        squares = 0.0
+        for k in range(K):  # deviations from the row's mean: no cancellation
+            deviation = row[k] - mu
+            squares += deviation * deviation
+        row_mean[a, b] = mu
+        row_m2[a, b] = squares
 
-    ``scale``/``shift`` are float64 tables indexed ``[b % rows, k // seg]``;
-    ``mean``/``var``/``rstd`` are float64 (B,) arrays, written when
-    ``compute_stats`` and read otherwise.  Without ``affine`` the output is
-    x_hat itself (``x_hat3``); with it, x_hat is stored only if ``save_x_hat``.
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+def _normalize_rows(x3, scale, shift, seg, affine, center, row_stats, save_x_hat, eps, mean, var, rstd,
+                    x_hat3, y3):
+    """x_hat = (x - mean[b]) * rstd[b] and y = x_hat * scale + shift, row by row.
+
+    ``row_stats`` (only when A == 1): first compute the row's two-pass
+    statistics into mean/var/rstd (mean stays 0 without ``center``: RMSNorm).
+    ``scale``/``shift`` are float64 tables indexed ``[b % rows, k // seg]``.
+    Without ``affine`` the output is x_hat itself (``y3``); with it, x_hat is
+    stored in ``x_hat3`` only if ``save_x_hat``.
     """
     A, B, K = x3.shape
-    inv_count = 1.0 / (A * K)
+    inv_k = 1.0 / K
     rows = scale.shape[0]
     segments = K // seg
-    for b in prange(B):
-        if compute_stats:
+    for r in prange(A * B):
+        a = r // B
+        b = r - a * B
+        xr = x3[a, b]
+        yr = y3[a, b]
+        if row_stats:
             mu = 0.0
             if center:
                 total = 0.0
-                for a in range(A):
-                    for k in range(K):
-                        total += x3[a, b, k]
-                mu = total * inv_count
-            # second pass over the (cached) slice: deviations from the mean, no cancellation
-            squares = 0.0
-            for a in range(A):
                 for k in range(K):
-                    deviation = x3[a, b, k] - mu
-                    squares += deviation * deviation
-            v = squares * inv_count
+                    total += xr[k]
+                mu = total * inv_k
+            squares = 0.0
+            for k in range(K):  # second pass over the cached row: deviations, no cancellation
+                deviation = xr[k] - mu
+                squares += deviation * deviation
+            v = squares * inv_k
             mean[b] = mu
             var[b] = v
             rstd[b] = 1.0 / np.sqrt(v + eps)
-        if not normalize:
-            continue
         mu = mean[b]
-        r = rstd[b]
-        row = b % rows
+        rs = rstd[b]
+        t = b % rows
         if not affine:
-            for a in range(A):
+            for k in range(K):
+                yr[k] = (xr[k] - mu) * rs
+        elif seg == 1:  # one weight per k (LayerNorm, RMSNorm, BatchNorm of (N, C))
+            if save_x_hat:
+                hr = x_hat3[a, b]
                 for k in range(K):
-                    x_hat3[a, b, k] = (x3[a, b, k] - mu) * r
-        elif seg == 1:  # one weight per k (LayerNorm, RMSNorm, BatchNorm on (N, C))
-            for a in range(A):
+                    xh = (xr[k] - mu) * rs
+                    hr[k] = xh
+                    yr[k] = xh * scale[t, k] + shift[t, k]
+            else:
+                for k in range(K):
+                    yr[k] = (xr[k] - mu) * rs * scale[t, k] + shift[t, k]
+        else:  # one weight per run of `seg` values (BatchNorm, InstanceNorm, GroupNorm)
+            for j in range(segments):
+                w = scale[t, j]
+                s = shift[t, j]
+                lo = j * seg
                 if save_x_hat:
-                    for k in range(K):
-                        xh = (x3[a, b, k] - mu) * r
-                        x_hat3[a, b, k] = xh
-                        y3[a, b, k] = xh * scale[row, k] + shift[row, k]
+                    hr = x_hat3[a, b]
+                    for k in range(lo, lo + seg):
+                        xh = (xr[k] - mu) * rs
+                        hr[k] = xh
+                        yr[k] = xh * w + s
                 else:
-                    for k in range(K):
-                        y3[a, b, k] = (x3[a, b, k] - mu) * r * scale[row, k] + shift[row, k]
-        else:  # one weight per run of `seg` consecutive k (BatchNorm, InstanceNorm, GroupNorm)
-            for a in range(A):
-                for j in range(segments):
-                    w = scale[row, j]
-                    s = shift[row, j]
-                    if save_x_hat:
-                        for k in range(j * seg, (j + 1) * seg):
-                            xh = (x3[a, b, k] - mu) * r
-                            x_hat3[a, b, k] = xh
-                            y3[a, b, k] = xh * w + s
-                    else:
-                        for k in range(j * seg, (j + 1) * seg):
-                            y3[a, b, k] = (x3[a, b, k] - mu) * r * w + s
+                    for k in range(lo, lo + seg):
+                        yr[k] = (xr[k] - mu) * rs * w + s
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
-def _backward_kernel(dy3, x_hat3, rstd, scale, seg, affine, center, batch_stats, want_dx,
-                     weight_sums, blocks, dx3, segment_dy, segment_dy_x_hat, column_dy, column_dy_x_hat):
-    """Per slice b: the reductions of dy, then dx.  Parallel over ``blocks`` runs of slices.
-
-    ``weight_sums``: 0 none; 1 per-(b, segment) sums of dy and dy*x_hat into
-    ``segment_*`` (B, K // seg); 2 per-k sums over all slices into
-    ``column_*`` (blocks, K) partials (LayerNorm's weight gradient, summed
-    over rows).
-    """
+def _row_sums(dy3, x_hat3, row_dy, row_dy_x_hat):
+    """sum(dy) and sum(dy * x_hat) of every row (float64): BatchNorm's backward reductions, merged later."""
     A, B, K = dy3.shape
-    inv_count = 1.0 / (A * K)
+    for r in prange(A * B):
+        a = r // B
+        b = r - a * B
+        dyr = dy3[a, b]
+        hr = x_hat3[a, b]
+        s_dy = 0.0
+        s_dy_x_hat = 0.0
+        for k in range(K):
+            s_dy += dyr[k]
+            s_dy_x_hat += dyr[k] * hr[k]
+        row_dy[a, b] = s_dy
+        row_dy_x_hat[a, b] = s_dy_x_hat
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+def _combine_rows(dy3, x_hat3, alpha, beta, gamma, dx3):
+    """dx = alpha[b] * dy + beta[b] * x_hat + gamma[b]: BatchNorm's dx once its per-channel sums are known."""
+    A, B, K = dy3.shape
+    for r in prange(A * B):
+        a = r // B
+        b = r - a * B
+        dyr = dy3[a, b]
+        hr = x_hat3[a, b]
+        dxr = dx3[a, b]
+        al = alpha[b]
+        be = beta[b]
+        ga = gamma[b]
+        for k in range(K):
+            dxr[k] = al * dyr[k] + be * hr[k] + ga
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+def _backward_rows(dy3, x_hat3, rstd, scale, seg, affine, center, batch_stats, want_dx, weight_sums, blocks,
+                   dx3, segment_dy, segment_dy_x_hat, column_dy, column_dy_x_hat):
+    """A == 1: per row, the reductions of dy and then dx, in one visit. Parallel over ``blocks`` runs of rows.
+
+    ``weight_sums``: 0 none; 1 per-(b, segment) sums of dy and dy * x_hat
+    into ``segment_*`` (B, K // seg); 2 per-k partial sums over the rows of
+    each block into ``column_*`` (blocks, K) (LayerNorm's weight gradient).
+    """
+    _, B, K = dy3.shape
+    inv_k = 1.0 / K
     rows = scale.shape[0]
     segments = K // seg
     per_k = seg == 1 and weight_sums != 1
     for block in prange(blocks):
         for b in range(block * B // blocks, (block + 1) * B // blocks):
-            row = b % rows
+            dyr = dy3[0, b]
+            hr = x_hat3[0, b]
+            t = b % rows
             sum_g = 0.0
             sum_g_x_hat = 0.0
             if per_k:
-                if batch_stats or weight_sums == 2:
-                    for a in range(A):
+                if batch_stats:
+                    if affine:
                         for k in range(K):
-                            d = dy3[a, b, k]
-                            xh = x_hat3[a, b, k]
-                            w = scale[row, k] if affine else 1.0
-                            sum_g += d * w
-                            sum_g_x_hat += d * w * xh
-                            if weight_sums == 2:
-                                column_dy[block, k] += d
-                                column_dy_x_hat[block, k] += d * xh
+                            g = dyr[k] * scale[t, k]
+                            sum_g += g
+                            sum_g_x_hat += g * hr[k]
+                    else:
+                        for k in range(K):
+                            sum_g += dyr[k]
+                            sum_g_x_hat += dyr[k] * hr[k]
+                if weight_sums == 2:
+                    for k in range(K):
+                        column_dy[block, k] += dyr[k]
+                        column_dy_x_hat[block, k] += dyr[k] * hr[k]
             elif batch_stats or weight_sums == 1:
                 for j in range(segments):
                     s_dy = 0.0
                     s_dy_x_hat = 0.0
-                    for a in range(A):
-                        for k in range(j * seg, (j + 1) * seg):
-                            d = dy3[a, b, k]
-                            s_dy += d
-                            s_dy_x_hat += d * x_hat3[a, b, k]
-                    w = scale[row, j] if affine else 1.0
+                    for k in range(j * seg, (j + 1) * seg):
+                        s_dy += dyr[k]
+                        s_dy_x_hat += dyr[k] * hr[k]
+                    w = scale[t, j] if affine else 1.0
                     sum_g += w * s_dy
                     sum_g_x_hat += w * s_dy_x_hat
                     if weight_sums == 1:
@@ -163,26 +226,22 @@ def _backward_kernel(dy3, x_hat3, rstd, scale, seg, affine, center, batch_stats,
                         segment_dy_x_hat[b, j] = s_dy_x_hat
             if not want_dx:
                 continue
-            r = rstd[b]
-            # With batch statistics, x_hat_j = (x_j - mu) * rstd depends on every x_i of the slice:
-            #   d x_hat_j / d x_i = rstd * (delta_ij - 1/n - x_hat_i * x_hat_j / n)   (mu and var move with x_i)
-            #   => dx = rstd * (g_x_hat - mean(g_x_hat) - x_hat * mean(g_x_hat * x_hat)),  g_x_hat = dy * weight
-            # RMSNorm has no mu, so its 1/n term (mean(g_x_hat)) drops; with running statistics (eval) both
-            # means drop and dx = rstd * g_x_hat.
-            mean_g = sum_g * inv_count if (batch_stats and center) else 0.0
-            mean_g_x_hat = sum_g_x_hat * inv_count if batch_stats else 0.0
-            if seg == 1:
-                for a in range(A):
-                    for k in range(K):
-                        g_x_hat = dy3[a, b, k] * (scale[row, k] if affine else 1.0)
-                        dx3[a, b, k] = r * (g_x_hat - mean_g - x_hat3[a, b, k] * mean_g_x_hat)
+            rs = rstd[b]
+            # (the derivation is written above the closed form in normalize_backward)
+            mean_g = sum_g * inv_k if (batch_stats and center) else 0.0
+            mean_g_x_hat = sum_g_x_hat * inv_k if batch_stats else 0.0
+            dxr = dx3[0, b]
+            if not affine:
+                for k in range(K):
+                    dxr[k] = rs * (dyr[k] - mean_g - hr[k] * mean_g_x_hat)
+            elif seg == 1:
+                for k in range(K):
+                    dxr[k] = rs * (dyr[k] * scale[t, k] - mean_g - hr[k] * mean_g_x_hat)
             else:
-                for a in range(A):
-                    for j in range(segments):
-                        w = scale[row, j] if affine else 1.0
-                        for k in range(j * seg, (j + 1) * seg):
-                            g_x_hat = dy3[a, b, k] * w
-                            dx3[a, b, k] = r * (g_x_hat - mean_g - x_hat3[a, b, k] * mean_g_x_hat)
+                for j in range(segments):
+                    w = scale[t, j]
+                    for k in range(j * seg, (j + 1) * seg):
+                        dxr[k] = rs * (dyr[k] * w - mean_g - hr[k] * mean_g_x_hat)
 
 
 # ----------------------------------------------------------------------------
@@ -220,8 +279,24 @@ def affine_tables(weight, bias, shape):
     return scale, shift, True
 
 
+def batch_moments(x3, eps):
+    """Per-slice mean, biased variance and rstd of ``x3`` (A, B, K) over axes A and K, float64.
+
+    Each row's moments are two-pass and in-cache; rows are merged with Chan et
+    al.'s pairwise rule, M2 = sum(M2_a) + K * sum((mean_a - mean)^2), which
+    never subtracts two large sums.
+    """
+    A, B, K = x3.shape
+    row_mean, row_m2 = np.empty((A, B)), np.empty((A, B))
+    _row_moments(x3, row_mean, row_m2)
+    mean = row_mean.mean(axis=0)
+    m2 = row_m2.sum(axis=0) + K * np.square(row_mean - mean).sum(axis=0)
+    var = m2 * (1.0 / (A * K))  # the same rounding as the fused row kernel when A == 1
+    return mean, var, 1.0 / np.sqrt(var + eps)
+
+
 def normalize_forward(x3, scale=_NO_TABLE, shift=_NO_TABLE, seg=1, *, affine=False, center=True, eps=1e-5,
-                      mean=None, rstd=None, save=True, normalize=True):
+                      mean=None, rstd=None, save=True):
     """The shared core: normalize each slice ``x3[:, b, :]`` and apply the affine table.
 
     With ``mean``/``rstd`` given (running statistics), they are used as they
@@ -231,20 +306,20 @@ def normalize_forward(x3, scale=_NO_TABLE, shift=_NO_TABLE, seg=1, *, affine=Fal
     """
     x3 = np.ascontiguousarray(x3)
     A, B, K = x3.shape
-    compute_stats = mean is None
-    if compute_stats:
+    var = None
+    row_stats = mean is None and A == 1
+    if row_stats:
         mean, var, rstd = np.empty(B), np.empty(B), np.empty(B)
+    elif mean is None:
+        assert center, "uncentred statistics are only computed over rows (A == 1)"
+        mean, var, rstd = batch_moments(x3, eps)
     else:
-        mean, var, rstd = np.ascontiguousarray(mean, dtype=np.float64), None, np.ascontiguousarray(rstd, dtype=np.float64)
-    if not normalize:
-        _forward_kernel(x3, scale, shift, max(seg, 1), affine, center, True, False, False, float(eps),
-                        mean, var, rstd, x3, x3)
-        return None, None, mean, var, rstd
+        mean, rstd = np.ascontiguousarray(mean, dtype=np.float64), np.ascontiguousarray(rstd, dtype=np.float64)
     y3 = np.empty_like(x3)
     # Without the affine map the output *is* x_hat: one array, saved once.
-    x_hat3 = y3 if not affine else (np.empty_like(x3) if save else y3)
-    _forward_kernel(x3, scale, shift, max(seg, 1), affine, center, compute_stats, True, save and affine,
-                    float(eps), mean, var if var is not None else rstd, rstd, x_hat3, y3)
+    x_hat3 = np.empty_like(x3) if (affine and save) else y3
+    _normalize_rows(x3, scale, shift, max(seg, 1), affine, center, row_stats, affine and save, float(eps),
+                    mean, var if var is not None else rstd, rstd, x_hat3, y3)
     return y3, (x_hat3 if save else None), mean, var, rstd
 
 
@@ -258,20 +333,47 @@ def normalize_backward(dy3, saved: NormSaved, want_dx=True, want_weight_sums=Tru
     dy3 = np.ascontiguousarray(np.reshape(dy3, x_hat3.shape), dtype=x_hat3.dtype)
     A, B, K = x_hat3.shape
     seg = max(saved.seg, 1)
+    affine = saved.scale is not None
+    scale = saved.scale if affine else _NO_TABLE
+    # With batch statistics, x_hat_j = (x_j - mu) * rstd depends on every x_i of the slice (n values):
+    #   d x_hat_j / d x_i = rstd * (delta_ij - 1/n - x_hat_i * x_hat_j / n)   (mu and var both move with x_i)
+    #   => dx = rstd * (g_x_hat - mean(g_x_hat) - x_hat * mean(g_x_hat * x_hat)),  g_x_hat = dy * weight.
+    # RMSNorm has no mu, so mean(g_x_hat) drops; with running statistics (eval) both means drop: dx = rstd * g_x_hat.
+    if A > 1:  # BatchNorm layout: one weight per slice b, reductions merged over the A rows
+        need_sums = want_weight_sums or (want_dx and saved.batch_stats)
+        sum_dy = sum_dy_x_hat = None
+        if need_sums:
+            row_dy, row_dy_x_hat = np.empty((A, B)), np.empty((A, B))
+            _row_sums(dy3, x_hat3, row_dy, row_dy_x_hat)
+            sum_dy, sum_dy_x_hat = row_dy.sum(axis=0), row_dy_x_hat.sum(axis=0)
+        dx3 = None
+        if want_dx:
+            weight = scale[np.arange(B) % scale.shape[0], 0] if affine else np.ones(B)
+            rstd = saved.rstd
+            if saved.batch_stats:
+                mean_g, mean_g_x_hat = weight * sum_dy / (A * K), weight * sum_dy_x_hat / (A * K)
+            else:
+                mean_g = mean_g_x_hat = np.zeros(B)
+            dx3 = np.empty_like(dy3)
+            # dx = rstd * (weight * dy - mean_g - x_hat * mean_g_x_hat), as per-slice coefficients
+            _combine_rows(dy3, x_hat3, rstd * weight, -rstd * mean_g_x_hat, -rstd * mean_g, dx3)
+        if not want_weight_sums:
+            return dx3, None, None
+        size = int(np.prod(saved.weight_shape))
+        return dx3, sum_dy.reshape(-1, size).sum(axis=0), sum_dy_x_hat.reshape(-1, size).sum(axis=0)
+
     mode = (1 if saved.sums == "segments" else 2) if want_weight_sums else 0
     blocks = max(1, min(B, get_num_threads() if mode == 2 else 8 * get_num_threads()))
     segment = np.zeros((B, K // seg) if mode == 1 else (1, 1))
     column = np.zeros((blocks, K) if mode == 2 else (1, 1))
     segment2, column2 = np.zeros_like(segment), np.zeros_like(column)
     dx3 = np.empty_like(dy3) if want_dx else dy3
-    affine = saved.scale is not None
-    scale = saved.scale if affine else _NO_TABLE
-    _backward_kernel(dy3, x_hat3, saved.rstd, scale, seg, affine, saved.center, saved.batch_stats, want_dx,
-                     mode, blocks, dx3, segment, segment2, column, column2)
+    _backward_rows(dy3, x_hat3, saved.rstd, scale, seg, affine, saved.center, saved.batch_stats, want_dx,
+                   mode, blocks, dx3, segment, segment2, column, column2)
     sum_dy = sum_dy_x_hat = None
     if mode == 1:
-        # (B, segments) -> weight layout: BatchNorm (C, 1); InstanceNorm (N*C, 1) and
-        # GroupNorm (N*G, C/G) fold their batch copies of the table together.
+        # (B, segments) -> weight layout: InstanceNorm (N*C, 1) and GroupNorm (N*G, C/G)
+        # fold their batch copies of the table together; BatchNorm with N == 1 is (C, 1).
         size = int(np.prod(saved.weight_shape))
         sum_dy = segment.reshape(-1, size).sum(axis=0)
         sum_dy_x_hat = segment2.reshape(-1, size).sum(axis=0)
@@ -390,7 +492,7 @@ def batch_renorm_forward(x, weight=None, bias=None, running_mean=None, running_v
     n, c = x.shape[0], x.shape[1]
     x3 = np.ascontiguousarray(x.reshape(n, c, -1))
     spatial = x3.shape[2]
-    _, _, mean, var, rstd = normalize_forward(x3, seg=spatial, eps=eps, normalize=False)
+    mean, var, rstd = batch_moments(x3, eps)
     sigma = np.sqrt(np.asarray(running_var, dtype=np.float64) + eps)
     sigma_batch = np.sqrt(var + eps)
     r = np.clip(sigma_batch / sigma, 1.0 / r_max, r_max)
