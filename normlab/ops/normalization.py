@@ -197,7 +197,7 @@ def _backward_rows(dy3, x_hat3, rstd, scale, seg, affine, center, batch_stats, w
             sum_g = 0.0
             sum_g_x_hat = 0.0
             if per_k:
-                if batch_stats:
+                if batch_stats and want_dx:
                     if affine:
                         for k in range(K):
                             g = dyr[k] * scale[t, k]
@@ -211,7 +211,7 @@ def _backward_rows(dy3, x_hat3, rstd, scale, seg, affine, center, batch_stats, w
                     for k in range(K):
                         column_dy[block, k] += dyr[k]
                         column_dy_x_hat[block, k] += dyr[k] * hr[k]
-            elif batch_stats or weight_sums == 1:
+            elif (batch_stats and want_dx) or weight_sums == 1:
                 for j in range(segments):
                     s_dy = 0.0
                     s_dy_x_hat = 0.0
