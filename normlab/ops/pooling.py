@@ -28,7 +28,20 @@ Window ``o`` covers ``o*s - p + j*d`` for ``j = 0 .. k-1``; positions outside
 ``[0, L)`` are padding: -inf for max pooling (so it never wins), +inf for min
 pooling, zeros for average pooling (counted in the divisor only with
 ``count_include_pad``; the part of a ceil_mode window beyond the right
-padding is never counted).
+padding is never counted). Padding may be at most half the kernel (torch's
+rule, on the undilated kernel size).
+
+One deliberate difference from torch: with dilation, a window can skip over
+every real element and lie entirely in the padding (e.g. L=2, k=2, d=3, p=1).
+torch then reports -inf with an index outside the window, and its backward
+writes outside the input (a crash or a wrong gradient); here it is a
+ValueError naming the sizes.
+
+Max/min pooling take two rules beyond torch (defaults are torch's):
+``tie="first"`` (the first maximum in row-major order takes the gradient) or
+``"split"`` (all tied maxima share it equally); ``nan="propagate"`` (a NaN wins
+its window; the last NaN's index is kept) or ``"ignore"`` (NaNs never win; an
+all-NaN window outputs NaN at its first element).
 """
 from __future__ import annotations
 
@@ -54,7 +67,8 @@ class Windows(NamedTuple):
     ``starts[a][o]`` is the first in-bounds element of window ``o`` along axis
     ``a``, ``ends[a][o]`` one past its last possible element (clamped to the
     input), ``steps[a]`` the dilation. ``divisors[a][o]`` is the window's
-    count along that axis as average pooling divides by it (None for max).
+    count along that axis as average pooling divides by it (None for sliding
+    max/min windows).
     """
 
     starts: tuple[np.ndarray, ...]
