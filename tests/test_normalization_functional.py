@@ -235,3 +235,36 @@ def test_numerical_gradients_through_a_deeper_graph(rng):
         h = normlab.as_tensor(x) * normlab.as_tensor(w).reshape(1, 3, 1)
         return F.relu(F.batch_norm(h, None, None, training=True)) + F.layer_norm(x, 4)
     _check_gradients(call, dict(x=_x(rng, (3, 3, 4)), w=rng.standard_normal(3)), rng, "bn in a graph")
+
+
+# ---------------------------------------------------------------------------- memory layouts, docstrings
+
+def test_non_contiguous_input_and_broadcast_upstream_gradient(rng):
+    """A strided input view and the zero-stride read-only gradient of ``sum()`` both work."""
+    base = rng.standard_normal((4, 3, 10)) * 2 + 1
+    x = base[:, :, ::2]  # not contiguous
+    assert not x.flags.c_contiguous
+    weight, bias = rng.standard_normal(3), rng.standard_normal(3)
+    xt = normlab.tensor(x, requires_grad=True)
+    y = F.batch_norm(xt, None, None, weight, bias, training=True)
+    torch_x = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    torch_y = TF.batch_norm(torch_x, None, None, _t(weight), _t(bias), training=True)
+    assert_close(y, torch_y, np.float64, "output")
+    (y * y).sum().backward()      # d/dy of sum(y^2) = 2y: a fresh array
+    (torch_y * torch_y).sum().backward()
+    assert_close(xt.grad, torch_x.grad, np.float64, "input gradient")
+    xs = normlab.tensor(x, requires_grad=True)
+    F.layer_norm(xs, 5).sum().backward()  # upstream is np.broadcast_to(1): read-only, zero strides
+    np.testing.assert_allclose(xs.grad, 0, atol=1e-12)  # a constant upstream makes LN's dx vanish
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from normlab.nn.functional import normalization as functional
+    from normlab.nn.modules import normalization as modules
+    from normlab.ops import normalization as core
+    for module in (functional, modules, core):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0, f"{module.__name__} has no docstring examples"
+        assert result.failed == 0, f"{module.__name__}: {result.failed} docstring example(s) failed"

@@ -31,6 +31,16 @@ would lose every significant digit there).  The saved state is ``x_hat`` and
 Functions: ``<layer>_forward(x, ...) -> (y, saved)`` and
 ``<layer>_backward(dy, saved, needs) -> (dx, dweight[, dbias])``;
 ``update_running_stats`` applies torch's momentum rule in place.
+
+>>> import numpy as np
+>>> from normlab.ops.normalization import batch_norm_forward, batch_norm_backward
+>>> x = np.random.default_rng(0).standard_normal((8, 3, 4))
+>>> y, saved = batch_norm_forward(x, np.ones(3), np.zeros(3), training=True)
+>>> saved.x_hat.shape, saved.rstd.shape          # the saved state: x_hat (as (A, B, K)) and rstd
+((8, 3, 4), (3,))
+>>> dx, dweight, dbias = batch_norm_backward(np.ones_like(y), saved)
+>>> bool(np.allclose(dx, 0))   # a constant upstream gradient is invisible to BatchNorm
+True
 """
 from __future__ import annotations
 

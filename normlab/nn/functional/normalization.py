@@ -240,7 +240,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     >>> mean, var = np.zeros(2), np.ones(2)
     >>> x = np.arange(12.0).reshape(3, 2, 2)
     >>> F.batch_norm(x, mean, var, training=True).shape, mean
-    ((3, 2, 2), array([0.45, 0.55]))
+    ((3, 2, 2), array([0.45, 0.65]))
     """
     x = _input(_layer, input, 2, " (N, C, *)")
     channels = x.shape[1]
