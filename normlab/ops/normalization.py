@@ -15,8 +15,9 @@ RMSNorm and Batch Renormalization -- views its input as a 3-D array
     =============  ===========================  ==========================
 
 So there is one statistics-and-normalization core (``normalize_forward`` /
-``normalize_backward``, Numba kernels parallel over B) and each layer is a
-reshape around it plus its affine map ``y = weight * x_hat + bias``.  The
+``normalize_backward``: Numba kernels over the rows ``x3[a, b, :]``, in
+parallel) and each layer is a reshape around it plus its affine map
+``y = weight * x_hat + bias``.  The
 affine parameters are handed to the core as a small table
 ``weight_table[b % rows, k // seg]`` so that the core applies them in the same
 pass (BatchNorm: one per channel; LayerNorm: one per normalized element;
@@ -237,7 +238,10 @@ def _backward_rows(dy3, x_hat3, rstd, scale, seg, affine, center, batch_stats, w
             if not want_dx:
                 continue
             rs = rstd[b]
-            # (the derivation is written above the closed form in normalize_backward)
+            # With batch statistics x_hat_j = (x_j - mu) * rstd moves with every x_i of the row (n values):
+            #   d x_hat_j / d x_i = rstd * (delta_ij - 1/n - x_hat_i * x_hat_j / n)   (through mu and through var)
+            #   => dx = rstd * (g_x_hat - mean(g_x_hat) - x_hat * mean(g_x_hat * x_hat)),  g_x_hat = dy * weight.
+            # RMSNorm has no mu: mean(g_x_hat) drops. Running statistics (eval): both drop, dx = rstd * g_x_hat.
             mean_g = sum_g * inv_k if (batch_stats and center) else 0.0
             mean_g_x_hat = sum_g_x_hat * inv_k if batch_stats else 0.0
             dxr = dx3[0, b]
@@ -345,10 +349,6 @@ def normalize_backward(dy3, saved: NormSaved, want_dx=True, want_weight_sums=Tru
     seg = max(saved.seg, 1)
     affine = saved.scale is not None
     scale = saved.scale if affine else _NO_TABLE
-    # With batch statistics, x_hat_j = (x_j - mu) * rstd depends on every x_i of the slice (n values):
-    #   d x_hat_j / d x_i = rstd * (delta_ij - 1/n - x_hat_i * x_hat_j / n)   (mu and var both move with x_i)
-    #   => dx = rstd * (g_x_hat - mean(g_x_hat) - x_hat * mean(g_x_hat * x_hat)),  g_x_hat = dy * weight.
-    # RMSNorm has no mu, so mean(g_x_hat) drops; with running statistics (eval) both means drop: dx = rstd * g_x_hat.
     if A > 1:  # BatchNorm layout: one weight per slice b, reductions merged over the A rows
         need_sums = want_weight_sums or (want_dx and saved.batch_stats)
         sum_dy = sum_dy_x_hat = None
@@ -365,7 +365,9 @@ def normalize_backward(dy3, saved: NormSaved, want_dx=True, want_weight_sums=Tru
             else:
                 mean_g = mean_g_x_hat = np.zeros(B)
             dx3 = np.empty_like(dy3)
-            # dx = rstd * (weight * dy - mean_g - x_hat * mean_g_x_hat), as per-slice coefficients
+            # x_hat_j = (x_j - mu) * rstd moves with every x_i of the slice, through mu and through var:
+            #   d x_hat_j / d x_i = rstd * (delta_ij - 1/n - x_hat_i * x_hat_j / n)
+            #   => dx = rstd * (weight * dy - mean(g_x_hat) - x_hat * mean(g_x_hat * x_hat)), per-slice coefficients
             _combine_rows(dy3, x_hat3, rstd * weight, -rstd * mean_g_x_hat, -rstd * mean_g, dx3)
         if not want_weight_sums:
             return dx3, None, None
