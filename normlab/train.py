@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -127,12 +128,12 @@ class TrainConfig:
     """
 
     dataset: str = "digits"
-    norm: str = "none"
+    norm: str = "batch"
     act: str = "relu"
     depth: int = 2
     width: int = 128
     batch_size: int = 64
-    epochs: int = 10
+    epochs: int = 20
     lr: float | None = None
     optimizer: str = "sgd"
     momentum: float = 0.9
@@ -202,6 +203,25 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, file=sys.stderr, unit="step", desc="train", dynamic_ncols=True, leave=False)
 
 
+def _run_epoch(model: nn.Module, loader: DataLoader, optimizer, bar, epoch: int) -> tuple[list[float], bool]:
+    """One pass over ``loader`` in train mode: (the batch losses, whether the loss became non-finite)."""
+    model.train()
+    losses = []
+    for xb, yb in loader:
+        loss = F.cross_entropy(model(xb), yb)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            return losses, True  # no step on a non-finite loss: the weights stay as they were
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(value)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", refresh=False)
+    return losses, False
+
+
 def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
           log: Callable[[str], None] | None = print, **overrides) -> dict:
     """Train ``mlp`` on ``config.dataset`` with ``config.optimizer``; return what happened.
@@ -234,6 +254,9 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
             raise ConfigError(f"train: unknown config field(s) {sorted(unknown)}")
         config = replace(config, **overrides)
     config.check()
+    if config.save is not None and not Path(config.save).parent.is_dir():
+        # Checked before training, so a typo in the path does not cost the run.
+        raise ConfigError(f"train: cannot save to {config.save}: no such directory {Path(config.save).parent}")
     emit = log or (lambda line: None)
 
     data = get_dataset(config.dataset)
@@ -267,41 +290,29 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
     start = time.perf_counter()
     bar = _progress_bar(config.epochs * len(loader), progress)
     write = emit if bar is None or log is None else (lambda line: bar.write(line, file=sys.stdout))
-    try:
-        for epoch in range(1, config.epochs + 1):
-            epoch_start = time.perf_counter()
-            model.train()
-            losses = []
-            for xb, yb in loader:
-                loss = F.cross_entropy(model(xb), yb)
-                value = float(loss.item())
-                if not math.isfinite(value):
-                    diverged = True
+    # A diverging run overflows on its way to a non-finite loss; that is reported once, as a line, not warned.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            for epoch in range(1, config.epochs + 1):
+                epoch_start = time.perf_counter()
+                losses, diverged = _run_epoch(model, loader, optimizer, bar, epoch)
+                steps += len(losses)
+                mean_loss = float(np.mean(losses)) if losses else float("nan")
+                _, test_accuracy = evaluate(model, x_test, data.y_test)
+                history.append({"epoch": epoch, "loss": mean_loss, "test_accuracy": test_accuracy,
+                                "seconds": time.perf_counter() - epoch_start})
+                write(f"epoch {epoch:>{len(str(config.epochs))}}/{config.epochs}  loss {mean_loss:.4f}  "
+                      f"test accuracy {test_accuracy:.3f}")
+                if diverged:
+                    write(f"loss became non-finite at step {steps + 1}; stopping (try a smaller --lr)")
                     break
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(value)
-                steps += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", refresh=False)
-            mean_loss = float(np.mean(losses)) if losses else float("nan")
-            _, test_accuracy = evaluate(model, x_test, data.y_test)
-            history.append({"epoch": epoch, "loss": mean_loss, "test_accuracy": test_accuracy,
-                             "seconds": time.perf_counter() - epoch_start})
-            write(f"epoch {epoch:>{len(str(config.epochs))}}/{config.epochs}  loss {mean_loss:.4f}  "
-                  f"test accuracy {test_accuracy:.3f}")
-            if diverged:
-                write(f"loss became non-finite at step {steps + 1}; stopping (try a smaller --lr)")
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - start
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - start
+        train_loss, train_accuracy = evaluate(model, x_train, data.y_train)
+        test_loss, test_accuracy = evaluate(model, x_test, data.y_test)
 
-    train_loss, train_accuracy = evaluate(model, x_train, data.y_train)
-    test_loss, test_accuracy = evaluate(model, x_test, data.y_test)
     if config.save is not None:
         normlab.save(model.state_dict(), config.save)
         emit(f"saved checkpoint of model.state_dict() to {config.save}")
