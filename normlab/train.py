@@ -23,7 +23,7 @@ import numpy as np
 import normlab
 import normlab.nn as nn
 import normlab.nn.functional as F
-from normlab.data import DataLoader, TensorDataset, get_dataset
+from normlab.data import DataLoader, TensorDataset, get_dataset, list_datasets
 
 __all__ = ["ConfigError", "NORMS", "ACTIVATIONS", "OPTIMIZERS", "DATASETS", "TrainConfig", "mlp", "make_norm",
            "make_activation", "make_optimizer", "evaluate", "train"]
@@ -43,7 +43,7 @@ NORMS = {
 }
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu")
 OPTIMIZERS = {"sgd": 0.05, "adam": 1e-3}  # name -> default learning rate
-DATASETS = ("digits", "mnist1d")
+DATASETS = ("digits", "mnist1d")  # the CLI's --dataset choices; train() takes any registered name
 
 
 def make_norm(norm: str, width: int, groups: int | None = None) -> nn.Module | None:
@@ -122,6 +122,10 @@ def make_optimizer(name: str, parameters, lr: float | None = None, momentum: flo
 class TrainConfig:
     """Everything ``train`` needs; the defaults are those of ``normlab train``.
 
+    ``dataset`` is any name of ``normlab.data.list_datasets()`` whose loader
+    needs no arguments (the CLI offers digits and mnist1d); samples are
+    flattened to vectors.
+
     ``lr=None`` means the optimizer's default (SGD 0.05 with momentum 0.9,
     Adam 1e-3). ``save`` is a path for a safetensors checkpoint of
     ``model.state_dict()``, or None.
@@ -148,7 +152,7 @@ class TrainConfig:
             if getattr(self, name) not in options:
                 raise ConfigError(f"train: expected {name} to be one of {tuple(options)}, got {getattr(self, name)!r}")
 
-        choice("dataset", DATASETS)
+        choice("dataset", tuple(list_datasets()))
         choice("norm", NORMS)
         choice("act", ACTIVATIONS)
         choice("optimizer", OPTIMIZERS)
@@ -235,7 +239,8 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
     Returns a dict: ``model`` (the trained Sequential), ``config`` (the fields
     as a dict), ``train_accuracy``, ``test_accuracy``, ``train_loss``,
     ``test_loss`` (eval mode, whole splits), ``history`` (per epoch: mean
-    training loss over its batches, test accuracy, seconds), ``seconds``,
+    training loss over its batches, test accuracy, seconds), ``step_losses``
+    (the training loss of every step), ``seconds``,
     ``steps``, ``parameters`` and ``diverged`` (True when the loss became
     non-finite; training stops there). Everything but ``model`` is JSON-friendly.
     """
@@ -285,6 +290,7 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
          + f", batch {config.batch_size}, {config.epochs} epochs, seed {config.seed}")
 
     history = []
+    step_losses: list[float] = []
     steps = 0
     diverged = False
     start = time.perf_counter()
@@ -296,6 +302,7 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
             for epoch in range(1, config.epochs + 1):
                 epoch_start = time.perf_counter()
                 losses, diverged = _run_epoch(model, loader, optimizer, bar, epoch)
+                step_losses += losses
                 steps += len(losses)
                 mean_loss = float(np.mean(losses)) if losses else float("nan")
                 _, test_accuracy = evaluate(model, x_test, data.y_test)
@@ -327,6 +334,7 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
         "train_loss": train_loss,
         "test_loss": test_loss,
         "history": history,
+        "step_losses": step_losses,
         "seconds": seconds,
         "steps": steps,
         "parameters": int(n_parameters),

@@ -88,7 +88,8 @@ def test_train_beats_chance_with_every_norm(norm):
     assert not result["diverged"]
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert result["history"][1]["loss"] < result["history"][0]["loss"]
-    assert result["steps"] == 2 * (1438 // 32)  # drop_last
+    assert result["steps"] == len(result["step_losses"]) == 2 * (1438 // 32)  # drop_last
+    assert np.mean(result["step_losses"][:44]) == pytest.approx(result["history"][0]["loss"])
     assert result["config"]["norm"] == norm
     model = result["model"]
     assert result["parameters"] == sum(p.data.size for p in model.parameters())
@@ -143,6 +144,13 @@ def test_train_adam_float64_and_mnist1d():
                    progress=False, log=None)
     assert result["model"].state_dict()["0.weight"].dtype == np.float64
     assert result["dataset"] == "mnist1d" and result["test_accuracy"] > 0.15
+
+
+def test_train_takes_any_registered_dataset():
+    result = train(dict(TINY, dataset="spirals", width=64, depth=2, epochs=8, lr=0.05), progress=False, log=None)
+    assert result["dataset"] == "spirals" and result["test_accuracy"] > 0.8  # chance: 1/3
+    with pytest.raises(ConfigError, match="dataset to be one of"):
+        train(dict(TINY, dataset="imagenet"), progress=False, log=None)
 
 
 def test_train_stops_when_the_loss_diverges():
