@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import normlab
-import normlab.nn as nn
 from normlab.cli import main
 from normlab.data import load_digits
 from normlab.train import ACTIVATIONS, NORMS, ConfigError, TrainConfig, evaluate, mlp, train
@@ -165,7 +164,7 @@ def test_train_stops_when_the_loss_diverges():
 
 def test_train_log_lines():
     lines = []
-    train(TINY, progress=False, log=lines.append)
+    train(TrainConfig(**TINY), progress=False, log=lines.append)
     assert lines[0].startswith("normlab train: digits (1438 train / 359 test), mlp 64-32-10")
     assert [line.split()[1] for line in lines if line.startswith("epoch")] == ["1/2", "2/2"]
     assert ACCURACY_LINE.match(lines[-1])

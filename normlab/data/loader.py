@@ -86,7 +86,8 @@ class TensorDataset(Dataset):
                                  f"got a 0D array at position {position}")
         lengths = [len(a) for a in self.arrays]
         if len(set(lengths)) != 1:
-            raise ValueError(f"TensorDataset: expected arrays of equal length along the first axis, got lengths {lengths}")
+            raise ValueError(f"TensorDataset: expected arrays of equal length along the first axis, "
+                             f"got lengths {lengths}")
 
     def __len__(self) -> int:
         return len(self.arrays[0])
@@ -183,7 +184,8 @@ class DataLoader:
                  generator: np.random.Generator | None = None,
                  collate_fn: Callable | None = None) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-            raise TypeError(f"DataLoader: expected a dataset with __len__ and __getitem__, got {type(dataset).__name__}")
+            raise TypeError(f"DataLoader: expected a dataset with __len__ and __getitem__, "
+                            f"got {type(dataset).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
             raise ValueError(f"DataLoader: expected batch_size to be a positive integer, got {batch_size!r}")
         for arg, value in (("shuffle", shuffle), ("drop_last", drop_last)):
