@@ -7,11 +7,12 @@ into one column of ``cols`` (K, P); the convolution is then a single GEMM,
 more GEMMs and the adjoint of im2col (col2im, which adds each column back
 onto the pixels it was read from).
 
-Layout: the batch is processed in chunks of ``n_b`` samples; a chunk's
-columns are laid out (C * kH * kW, n_b, P), i.e. (groups, K, n_b * P), so
-each GEMM multiplies by all n_b * P columns at once. That keeps BLAS busy even
-when P is small (7x7 maps) at the cost of one output-sized transpose. The
-chunk size bounds the column buffer (im2col inflates the input kH * kW times).
+Layout: the columns are built tile by tile (see ``_tiles``), so their
+buffer stays bounded however large the batch: a tile is either several whole
+samples, laid out (C * kH * kW, n_b, P) = (groups, K, n_b * P) so that one
+GEMM covers all n_b * P columns (small maps, e.g. 7x7, still give BLAS wide
+matrices), or one sample cut into blocks of output rows (large maps). A 1x1
+kernel with stride 1 and no padding needs no im2col at all.
 
 Padding is never materialised: im2col writes zeros where a tap falls outside
 the input, and col2im skips those taps. Padding is given per side
@@ -36,9 +37,11 @@ __all__ = [
     "pad_forward", "pad_backward",
 ]
 
-# Upper bound on one chunk's column buffer; the GEMMs stay large (n_b * P
-# columns) while the buffer stays in a size the memory system handles well.
-_COLUMN_BUDGET_BYTES = 2 * 2 ** 20
+# Upper bound on one tile's column buffer. Smaller tiles stay in cache between
+# im2col and the GEMM, larger ones mean fewer, bigger GEMM calls; on 2 shared
+# cores fewer calls won (each multi-threaded GEMM call synchronises OpenBLAS's
+# threads, which a busy machine makes costly): 8 MiB measured best of 0.4-32.
+_COLUMN_BUDGET_BYTES = 8 * 2 ** 20
 
 
 # ----------------------------------------------------------------------------
@@ -102,9 +105,14 @@ def _im2col(x, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, pad_
             dilation_h, dilation_w, out_w, cols):
     """cols[(c, ki, kj), b, (oh - row_start, ow)] = x[b, c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw], 0 outside.
 
-    Output rows oh in [row_start, row_stop) of every sample b in ``x``.
+    Output rows oh in [row_start, row_stop) of every sample b in ``x``. Works on
+    flat offsets (no per-row views): each output row is a short run, so the
+    bookkeeping per run is what costs.
     """
     batch, channels, height, width = x.shape
+    rows, tile_batch, columns = cols.shape
+    x_flat = x.reshape(-1)
+    cols_flat = cols.reshape(-1)
     for c in range(channels):
         for ki in range(kernel_h):
             offset_h = ki * dilation_h - pad_top
@@ -113,22 +121,27 @@ def _im2col(x, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, pad_
                 offset_w = kj * dilation_w - pad_left
                 ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
                 for b in range(batch):
-                    dest = cols[row, b]
+                    row_base = (row * tile_batch + b) * columns
+                    plane = (b * channels + c) * height
                     for oh in range(row_start, row_stop):
-                        base = (oh - row_start) * out_w
+                        dest = row_base + (oh - row_start) * out_w
                         ih = oh * stride_h + offset_h
-                        if ih < 0 or ih >= height:
-                            for ow in range(out_w):
-                                dest[base + ow] = 0
+                        if ih < 0 or ih >= height:  # the whole run reads padding
+                            for t in range(out_w):
+                                cols_flat[dest + t] = 0
                             continue
-                        src = x[b, c, ih]
-                        for ow in range(ow_lo):
-                            dest[base + ow] = 0
-                        # The branch-free middle run: a strided (for stride 1, contiguous) copy.
-                        for ow in range(ow_lo, ow_hi):
-                            dest[base + ow] = src[ow * stride_w + offset_w]
-                        for ow in range(ow_hi, out_w):
-                            dest[base + ow] = 0
+                        src = (plane + ih) * width + offset_w
+                        for t in range(ow_lo):
+                            cols_flat[dest + t] = 0
+                        # The branch-free middle run: contiguous for stride 1, strided otherwise.
+                        if stride_w == 1:
+                            for t in range(ow_lo, ow_hi):
+                                cols_flat[dest + t] = x_flat[src + t]
+                        else:
+                            for t in range(ow_lo, ow_hi):
+                                cols_flat[dest + t] = x_flat[src + t * stride_w]
+                        for t in range(ow_hi, out_w):
+                            cols_flat[dest + t] = 0
 
 
 @njit(cache=True)
@@ -218,9 +231,12 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     weight_g = weight.reshape(groups, group_out, group_rows)
     y = np.empty((batch, out_channels, out_h, out_w), dtype=x.dtype)
     y_g = y.reshape(batch, groups, group_out, positions)
+    bias_g = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, group_out, 1)
     if _is_pointwise(kernel_h, kernel_w, stride, padding, dilation):
         # (groups, O_g, C_g) @ (N, groups, C_g, P): one GEMM per sample and group, written in place.
         np.matmul(weight_g, x.reshape(batch, groups, group_rows, positions), out=y_g)
+        if bias_g is not None:
+            y_g += bias_g
     else:
         geometry = (kernel_h, kernel_w, *_geometry((stride, padding, dilation)), out_w)
         tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
@@ -232,13 +248,15 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
             _im2col(x[start:stop], row_start, row_stop, *geometry, cols.reshape(rows, nb, columns))
             if nb == 1:
                 # (groups, O_g, K) @ (groups, K, T) straight into y's rows [row_start, row_stop).
-                np.matmul(weight_g, cols, out=y_g[start, :, :, row_start * out_w: row_stop * out_w])
+                y_tile = y_g[start, :, :, row_start * out_w: row_stop * out_w]
+                np.matmul(weight_g, cols, out=y_tile)
             else:
                 # Several whole samples share one GEMM; their outputs come back sample-major.
                 product = np.matmul(weight_g, cols)
-                y_g[start:stop] = product.reshape(groups, group_out, nb, positions).transpose(2, 0, 1, 3)
-    if bias is not None:
-        y += bias.astype(x.dtype, copy=False)[:, None, None]
+                y_tile = y_g[start:stop]
+                y_tile[...] = product.reshape(groups, group_out, nb, positions).transpose(2, 0, 1, 3)
+            if bias_g is not None:  # added while the tile is still in cache
+                y_tile += bias_g
     saved = (x, weight, bias is not None, stride, padding, dilation, groups)
     return y, saved
 
@@ -297,7 +315,12 @@ def conv2d_backward(dy, saved, needs=(True, True, True)):
                 # y_g = W_g cols  =>  dcols = W_g^T dY_g. Each column entry is a copy of one input
                 # pixel (or of padding), so dx = col2im(dcols): every entry added back onto the
                 # pixel it was read from, padding taps dropped. dcols reuses the columns' buffer.
-                dcols = np.matmul(weight_t, dy_tile, out=cols)
+                if group_out == 1:
+                    # One output per group (depthwise): W_g^T dY_g is an outer product, which a
+                    # broadcast multiply writes at memory speed where a K=1 GEMM crawls.
+                    dcols = np.multiply(weight_t, dy_tile, out=cols)
+                else:
+                    dcols = np.matmul(weight_t, dy_tile, out=cols)
                 _col2im(dcols.reshape(rows, nb, columns), row_start, row_stop, *geometry, dx[start:stop])
     dweight = dweight_g.reshape(weight.shape) if need_w else None
     # y[n, o, p] = ... + b[o]  =>  db[o] = sum over n, p of dY[n, o, p].
