@@ -12,7 +12,9 @@ buffer stays bounded however large the batch: a tile is either several whole
 samples, laid out (C * kH * kW, n_b, P) = (groups, K, n_b * P) so that one
 GEMM covers all n_b * P columns (small maps, e.g. 7x7, still give BLAS wide
 matrices), or one sample cut into blocks of output rows (large maps). A 1x1
-kernel with stride 1 and no padding needs no im2col at all.
+kernel with stride 1 and no padding needs no im2col at all, and a depthwise
+convolution (one input channel per group) runs direct loops instead: its
+GEMM would be a K = kH * kW sliver that BLAS cannot speed up.
 
 Padding is never materialised: im2col writes zeros where a tap falls outside
 the input, and col2im skips those taps. Padding is given per side
@@ -187,6 +189,116 @@ def _col2im(dcols, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, 
                                 dx_flat[dest_start + t * stride_w] += dcols_flat[src_start + t]
 
 
+# Depthwise (one input channel per group): the GEMM would have K = kH * kW and
+# one row per group, so BLAS has nothing to block; these direct loops are the
+# same sums without the columns. Output channel o reads input channel
+# o // multiplier (multiplier = O / C, torch's "depth multiplier").
+
+@njit(cache=True)
+def _depthwise_forward(x, weight, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, y):
+    """y[b, o, oh, ow] = sum over ki, kj of W[o, 0, ki, kj] x[b, o // m, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw]."""
+    batch, channels, height, width = x.shape
+    _, out_channels, out_h, out_w = y.shape
+    _, _, kernel_h, kernel_w = weight.shape
+    multiplier = out_channels // channels
+    x_flat, y_flat, w_flat = x.reshape(-1), y.reshape(-1), weight.reshape(-1)
+    y_flat[:] = 0
+    for b in range(batch):
+        for o in range(out_channels):
+            plane_in = (b * channels + o // multiplier) * height
+            plane_out = (b * out_channels + o) * out_h
+            for ki in range(kernel_h):
+                offset_h = ki * dilation_h - pad_top
+                oh_lo, oh_hi = _valid_range(out_h, stride_h, offset_h, height)
+                for kj in range(kernel_w):
+                    offset_w = kj * dilation_w - pad_left
+                    ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
+                    run = ow_hi - ow_lo
+                    tap = w_flat[(o * kernel_h + ki) * kernel_w + kj]
+                    for oh in range(oh_lo, oh_hi):
+                        out_start = (plane_out + oh) * out_w + ow_lo
+                        in_start = (plane_in + oh * stride_h + offset_h) * width + offset_w + ow_lo * stride_w
+                        dest = y_flat[out_start:out_start + run]
+                        if stride_w == 1:
+                            src = x_flat[in_start:in_start + run]
+                            for t in range(run):
+                                dest[t] += tap * src[t]
+                        else:
+                            for t in range(run):
+                                dest[t] += tap * x_flat[in_start + t * stride_w]
+
+
+@njit(cache=True)
+def _depthwise_input_grad(dy, weight, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, dx):
+    """dx[b, c, ih, iw] = sum over taps reading (ih, iw) of W[o, 0, ki, kj] dY[b, o, oh, ow] (the adjoint of the forward)."""
+    batch, channels, height, width = dx.shape
+    _, out_channels, out_h, out_w = dy.shape
+    _, _, kernel_h, kernel_w = weight.shape
+    multiplier = out_channels // channels
+    dx_flat, dy_flat, w_flat = dx.reshape(-1), dy.reshape(-1), weight.reshape(-1)
+    dx_flat[:] = 0
+    for b in range(batch):
+        for o in range(out_channels):
+            plane_in = (b * channels + o // multiplier) * height
+            plane_out = (b * out_channels + o) * out_h
+            for ki in range(kernel_h):
+                offset_h = ki * dilation_h - pad_top
+                oh_lo, oh_hi = _valid_range(out_h, stride_h, offset_h, height)
+                for kj in range(kernel_w):
+                    offset_w = kj * dilation_w - pad_left
+                    ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
+                    run = ow_hi - ow_lo
+                    tap = w_flat[(o * kernel_h + ki) * kernel_w + kj]
+                    for oh in range(oh_lo, oh_hi):
+                        out_start = (plane_out + oh) * out_w + ow_lo
+                        in_start = (plane_in + oh * stride_h + offset_h) * width + offset_w + ow_lo * stride_w
+                        src = dy_flat[out_start:out_start + run]
+                        if stride_w == 1:
+                            dest = dx_flat[in_start:in_start + run]
+                            for t in range(run):
+                                dest[t] += tap * src[t]
+                        else:
+                            for t in range(run):
+                                dx_flat[in_start + t * stride_w] += tap * src[t]
+
+
+# reassoc lets LLVM split the dot product into vector lanes (a different but
+# equally valid summation order); nothing else of fast-math is allowed.
+@njit(cache=True, fastmath={"reassoc"})
+def _depthwise_weight_grad(dy, x, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, dweight):
+    """dW[o, 0, ki, kj] = sum over b, oh, ow of dY[b, o, oh, ow] x[b, o // m, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw]."""
+    batch, channels, height, width = x.shape
+    _, out_channels, out_h, out_w = dy.shape
+    _, _, kernel_h, kernel_w = dweight.shape
+    multiplier = out_channels // channels
+    x_flat, dy_flat, dw_flat = x.reshape(-1), dy.reshape(-1), dweight.reshape(-1)
+    dw_flat[:] = 0
+    for b in range(batch):
+        for o in range(out_channels):
+            plane_in = (b * channels + o // multiplier) * height
+            plane_out = (b * out_channels + o) * out_h
+            for ki in range(kernel_h):
+                offset_h = ki * dilation_h - pad_top
+                oh_lo, oh_hi = _valid_range(out_h, stride_h, offset_h, height)
+                for kj in range(kernel_w):
+                    offset_w = kj * dilation_w - pad_left
+                    ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
+                    run = ow_hi - ow_lo
+                    total = 0.0  # float64 even for float32 input: these sums run over N * P terms
+                    for oh in range(oh_lo, oh_hi):
+                        out_start = (plane_out + oh) * out_w + ow_lo
+                        in_start = (plane_in + oh * stride_h + offset_h) * width + offset_w + ow_lo * stride_w
+                        grad = dy_flat[out_start:out_start + run]
+                        if stride_w == 1:
+                            src = x_flat[in_start:in_start + run]
+                            for t in range(run):
+                                total += grad[t] * src[t]
+                        else:
+                            for t in range(run):
+                                total += grad[t] * x_flat[in_start + t * stride_w]
+                    dw_flat[(o * kernel_h + ki) * kernel_w + kj] += total
+
+
 # ----------------------------------------------------------------------------
 # conv2d
 # ----------------------------------------------------------------------------
@@ -217,6 +329,11 @@ def _is_pointwise(kernel_h, kernel_w, stride, padding, dilation) -> bool:
     return kernel_h == kernel_w == 1 and stride == (1, 1) and padding == ((0, 0), (0, 0))
 
 
+def _is_depthwise(channels: int, groups: int) -> bool:
+    """One input channel per group: the direct depthwise loops beat a K = kH * kW GEMM."""
+    return groups > 1 and groups == channels
+
+
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """y[n, o] = sum over c in o's group, ki, kj of W[o, c, ki, kj] x_pad[n, c, oh*s + ki*d, ow*s + kj*d] + b[o].
 
@@ -244,6 +361,10 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     if _is_pointwise(kernel_h, kernel_w, stride, padding, dilation):
         # (groups, O_g, C_g) @ (N, groups, C_g, P): one GEMM per sample and group, written in place.
         np.matmul(weight_g, x.reshape(batch, groups, group_rows, positions), out=y_g)
+        if bias_g is not None:
+            y_g += bias_g
+    elif _is_depthwise(channels, groups):
+        _depthwise_forward(x, weight, *_geometry((stride, padding, dilation)), y)
         if bias_g is not None:
             y_g += bias_g
     else:
@@ -300,6 +421,15 @@ def conv2d_backward(dy, saved, needs=(True, True, True)):
         if need_x:
             # y[n] = W x[n]  =>  dx[n] = W^T dY[n].
             np.matmul(weight_t, dy_g, out=dx.reshape(batch, groups, group_rows, positions))
+    elif _is_depthwise(channels, groups):
+        geometry = _geometry((stride, padding, dilation))
+        if need_w:
+            # y = sum over taps of W_tap x_shifted  =>  dW_tap = sum over b, p of dY x_shifted.
+            dweight_g = np.empty_like(weight).reshape(groups, group_out, group_rows)
+            _depthwise_weight_grad(dy, x, *geometry, dweight_g.reshape(weight.shape))
+        if need_x:
+            # y = sum over taps of W_tap x_shifted  =>  dx = sum over taps of W_tap dY shifted back.
+            _depthwise_input_grad(dy, weight, *geometry, dx)
     elif need_x or need_w:
         geometry = (kernel_h, kernel_w, *_geometry((stride, padding, dilation)), out_w)
         tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
