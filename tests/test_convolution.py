@@ -180,6 +180,37 @@ def test_larger_conv2d_matches_torch(dtype, rng):
     check_against_torch(2, x, w, b, dtype, rng, stride=2, padding=1)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("multiplier,stride,padding,dilation", [
+    (1, 1, 1, 1), (2, 2, (2, 0), (1, 3)), (3, (1, 2), "same", 2), (1, 3, "valid", 1)])
+def test_depthwise_matches_torch(multiplier, stride, padding, dilation, dtype, rng):
+    """groups == in_channels takes the direct depthwise loops (output channel o reads channel o // multiplier)."""
+    x = rng.standard_normal((2, 4, 9, 10)).astype(dtype)
+    w = rng.standard_normal((4 * multiplier, 1, 3, 2)).astype(dtype)
+    b = rng.standard_normal(4 * multiplier).astype(dtype)
+    if padding == "same":
+        stride = 1
+    check_against_torch(2, x, w, b, dtype, rng, stride=stride, padding=padding, dilation=dilation, groups=4)
+    dilation_1d = dilation if isinstance(dilation, int) else dilation[1]
+    check_against_torch(1, x[:, :, 0], w[:, :, 0], b, dtype, rng, stride=1, padding=1, dilation=dilation_1d, groups=4)
+
+
+def test_depthwise_float32_weight_grad_is_accumulated_in_float64(rng):
+    """dW sums N * H_out * W_out products; the float32 result must stay within float32 rounding of the exact sum."""
+    x = rng.standard_normal((8, 3, 64, 64)).astype(np.float32)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((8, 3, 64, 64)).astype(np.float32)
+    wn = normlab.tensor(w, requires_grad=True)
+    F.conv2d(x, wn, padding=1, groups=3).backward(g)
+    wt = torch.tensor(w.astype(np.float64), requires_grad=True)
+    TF.conv2d(torch.tensor(x.astype(np.float64)), wt, padding=1, groups=3).backward(torch.tensor(g.astype(np.float64)))
+    exact = wt.grad.numpy()
+    # Within a few float32 roundings of the largest entry: a float32 running sum over these
+    # 32768 terms (torch's float32 result) misses by about 40 roundings here.
+    error = np.abs(wn.grad - exact).max()
+    assert error <= 4 * np.finfo(np.float32).eps * np.abs(exact).max(), error
+
+
 def test_non_contiguous_and_plain_array_inputs(rng):
     x = rng.standard_normal((2, 5, 6, 3)).transpose(0, 3, 1, 2)  # (2, 3, 5, 6), not contiguous
     w = rng.standard_normal((4, 3, 2, 2))
