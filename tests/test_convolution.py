@@ -218,10 +218,13 @@ def test_non_contiguous_and_plain_array_inputs(rng):
     assert_matches(F.conv2d(x, w, padding=1), expected, np.float64, "non-contiguous input")
 
 
-def test_empty_batch_gives_empty_output(rng):
+def test_empty_batch_gives_empty_output_and_zero_weight_grad(rng):
     x = np.zeros((0, 3, 5, 5))
-    w = rng.standard_normal((4, 3, 3, 3))
-    assert F.conv2d(x, w, padding=1).shape == tuple(TF.conv2d(torch.tensor(x), torch.tensor(w), padding=1).shape)
+    w = normlab.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    assert y.shape == tuple(TF.conv2d(torch.tensor(x), torch.tensor(w.numpy()), padding=1).shape)
+    y.backward(np.zeros(y.shape))
+    np.testing.assert_array_equal(w.grad, np.zeros(w.shape))
 
 
 def test_only_the_requested_gradients_are_computed(rng):

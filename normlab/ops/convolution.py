@@ -319,8 +319,8 @@ def _tiles(batch: int, rows: int, out_h: int, out_w: int, itemsize: int):
     return [(n, n + 1, r, min(r + block, out_h)) for n in range(batch) for r in range(0, out_h, block)]
 
 
-def _geometry(saved_like):
-    stride, padding, dilation = saved_like
+def _geometry(stride, padding, dilation) -> tuple[int, ...]:
+    """The kernels' (stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w); bottom/right pads only size the output."""
     return stride[0], stride[1], padding[0][0], padding[1][0], dilation[0], dilation[1]
 
 
@@ -364,15 +364,15 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
         if bias_g is not None:
             y_g += bias_g
     elif _is_depthwise(channels, groups):
-        _depthwise_forward(x, weight, *_geometry((stride, padding, dilation)), y)
+        _depthwise_forward(x, weight, *_geometry(stride, padding, dilation), y)
         if bias_g is not None:
             y_g += bias_g
     else:
-        geometry = (kernel_h, kernel_w, *_geometry((stride, padding, dilation)), out_w)
+        geometry = (kernel_h, kernel_w, *_geometry(stride, padding, dilation), out_w)
         tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
         buffer = np.empty(max((rows * (stop - start) * (r1 - r0) * out_w for start, stop, r0, r1 in tiles),
                               default=0), dtype=x.dtype)
-        for start, stop, row_start, row_stop in tiles:  # a loop over cache-sized tiles, not pixels
+        for start, stop, row_start, row_stop in tiles:  # a loop over a few large tiles, not over pixels
             nb, columns = stop - start, (row_stop - row_start) * out_w
             cols = buffer[: rows * nb * columns].reshape(groups, group_rows, nb * columns)
             _im2col(x[start:stop], row_start, row_stop, *geometry, cols.reshape(rows, nb, columns))
@@ -422,7 +422,7 @@ def conv2d_backward(dy, saved, needs=(True, True, True)):
             # y[n] = W x[n]  =>  dx[n] = W^T dY[n].
             np.matmul(weight_t, dy_g, out=dx.reshape(batch, groups, group_rows, positions))
     elif _is_depthwise(channels, groups):
-        geometry = _geometry((stride, padding, dilation))
+        geometry = _geometry(stride, padding, dilation)
         if need_w:
             # y = sum over taps of W_tap x_shifted  =>  dW_tap = sum over b, p of dY x_shifted.
             dweight_g = np.empty_like(weight).reshape(groups, group_out, group_rows)
@@ -431,7 +431,7 @@ def conv2d_backward(dy, saved, needs=(True, True, True)):
             # y = sum over taps of W_tap x_shifted  =>  dx = sum over taps of W_tap dY shifted back.
             _depthwise_input_grad(dy, weight, *geometry, dx)
     elif need_x or need_w:
-        geometry = (kernel_h, kernel_w, *_geometry((stride, padding, dilation)), out_w)
+        geometry = (kernel_h, kernel_w, *_geometry(stride, padding, dilation), out_w)
         tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
         buffer = np.empty(max((rows * (stop - start) * (r1 - r0) * out_w for start, stop, r0, r1 in tiles),
                               default=0), dtype=x.dtype)
@@ -455,8 +455,8 @@ def conv2d_backward(dy, saved, needs=(True, True, True)):
                 # pixel (or of padding), so dx = col2im(dcols): every entry added back onto the
                 # pixel it was read from, padding taps dropped. dcols reuses the columns' buffer.
                 if group_out == 1:
-                    # One output per group (depthwise): W_g^T dY_g is an outer product, which a
-                    # broadcast multiply writes at memory speed where a K=1 GEMM crawls.
+                    # One output per group: W_g^T dY_g is an outer product, which a broadcast
+                    # multiply writes at memory speed where a K=1 GEMM crawls.
                     dcols = np.multiply(weight_t, dy_tile, out=cols)
                 else:
                     dcols = np.matmul(weight_t, dy_tile, out=cols)
