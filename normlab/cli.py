@@ -11,7 +11,6 @@ New commands (``lab``, ``bench``) are added the same way.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 __all__ = ["build_parser", "main"]
@@ -101,11 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     Bad arguments and unknown commands raise ``SystemExit(2)`` after argparse's
     usage message, exactly as argparse does; ``--help`` raises ``SystemExit(0)``.
     """
-    # normlab's Numba kernels run in OpenMP threads; by default idle OpenMP workers spin, and on a
-    # small machine they starve the BLAS threads of the next matmul: measured on 2 cores, a BatchNorm
-    # MLP on digits trained 30x slower. Passive workers sleep instead. Read when OpenMP first loads,
-    # which is at the first parallel kernel, i.e. after this line; a value the user set wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
