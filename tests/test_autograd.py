@@ -345,3 +345,44 @@ def test_numerical_gradient_of_a_composite_expression():
     f_tensor(x).backward()
     numeric = numerical_gradient(lambda: float(f_tensor(normlab.tensor(data)).item()), data)
     np.testing.assert_allclose(x.grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_leaf_grads_never_alias_each_other_or_the_seed():
+    a = normlab.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = normlab.tensor(np.array([3.0, 4.0]), requires_grad=True)
+    seed = np.array([1.0, 1.0])
+    (a + b).backward(seed)  # Add hands the same upstream array to both inputs
+    a.grad *= 10
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(seed, [1.0, 1.0])
+    c = normlab.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (c + c).backward(seed)
+    np.testing.assert_array_equal(c.grad, [2.0, 2.0])
+
+
+def test_fresh_leaf_gradient_is_kept_without_a_copy():
+    class Fresh(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            self.returned = g * 2
+            return (self.returned,)
+
+    x = normlab.tensor(np.ones(3), requires_grad=True)
+    y = Fresh.apply(x)
+    y.backward(np.ones(3))
+    assert x.grad is y.grad_fn.returned  # no needless copy of a large gradient
+
+
+def test_views_of_the_seed_passed_through_reshapes_are_copied():
+    x = normlab.tensor(np.ones((2, 3)), requires_grad=True)
+    seed = np.ones(6)
+    x.reshape(3, 2).reshape(6).backward(seed)  # each Reshape returns a view of the seed
+    x.grad *= 7
+    np.testing.assert_array_equal(seed, np.ones(6))
+    y = normlab.tensor(np.ones(4), requires_grad=True)
+    halves = y.split(2)
+    normlab.cat([halves[1], halves[0]]).backward(seed[:4])
+    y.grad += 1
+    np.testing.assert_array_equal(seed, np.ones(6))

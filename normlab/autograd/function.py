@@ -23,8 +23,9 @@ Rules an op follows:
 * positional arguments are the graph inputs (Tensors, arrays or Python
   numbers); keyword arguments are configuration and never get a gradient;
 * ``backward`` returns one entry per positional argument (``None`` where there
-  is no gradient), each with the shape of that input, and never modifies the
-  gradient it was given;
+  is no gradient), each with the shape of that input, never modifies the
+  gradient it was given, and never returns an array it keeps (the engine may
+  hand a fresh array to a leaf's ``.grad`` without copying it);
 * forward may return a tuple of arrays; integer and boolean outputs (indices,
   masks) do not carry gradient. A multi-output backward receives ``None`` for
   an output whose gradient never reached the loss.
@@ -102,6 +103,34 @@ def _accumulate(current, new):
     return new if current is None else current + new
 
 
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array at the root of ``array``'s chain of views.
+
+    Its own ``base``, if any, is not an array: a Numba allocation (``MemInfo``)
+    or a buffer, which only this root refers to.
+    """
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _exclusive(g: np.ndarray, in_grads: tuple, out_grads: list) -> bool:
+    """True when ``g`` is (a full view of) a fresh array that nothing else holds.
+
+    Then a leaf may keep it as ``.grad`` without a copy. Not exclusive: memory
+    shared with an upstream gradient (``Add`` passes it straight through, and
+    it may be the caller's seed), with another returned gradient, a read-only
+    (broadcast) view, or a slice of a larger array. Ops keep their side of the
+    contract by never returning an array they hold on to.
+    """
+    owner = _owner(g)
+    if not (owner.size == g.size and g.flags.writeable):
+        return False
+    if any(upstream is not None and _owner(upstream) is owner for upstream in out_grads):
+        return False
+    return sum(other is not None and _owner(other) is owner for other in in_grads) == 1
+
+
 def _topological_order(root_fn: Function) -> list[Function]:
     """Functions reachable from ``root_fn``, each after all of its inputs' creators.
 
@@ -166,7 +195,7 @@ def run_backward(root, grad: np.ndarray) -> None:
             if g.dtype != inp.dtype:
                 g = g.astype(inp.dtype)
             if inp._creator is None:
-                inp._accumulate_leaf(g)
+                inp._accumulate_leaf(g, exclusive=_exclusive(g, in_grads, out_grads))
             else:
                 slot = pending.setdefault(id(inp._creator), [None] * inp._creator.num_outputs)
                 slot[inp._output_index] = _accumulate(slot[inp._output_index], g)

@@ -208,14 +208,20 @@ class Tensor:
         with no_grad():
             run_backward(self, grad)
 
-    def _accumulate_leaf(self, g: np.ndarray) -> None:
+    def _accumulate_leaf(self, g: np.ndarray, exclusive: bool = False) -> None:
+        """Add ``g`` into ``.grad``; ``exclusive`` says nothing else holds ``g`` (see function._exclusive)."""
         for hook in self._hooks:
             replaced = hook(g)
             if replaced is not None:
-                g = np.asarray(replaced)
-        # Copy on the first store: ``g`` may alias another array (the caller's
-        # seed, a broadcast view), and optimizers update ``.grad`` in place.
-        self.grad = np.array(g, dtype=self.dtype, copy=True) if self.grad is None else self.grad + g
+                g, exclusive = np.asarray(replaced), False
+        if self.grad is not None:
+            self.grad = self.grad + g
+        elif exclusive:
+            self.grad = g
+        else:
+            # Copy on the first store: ``g`` may alias another array (the caller's
+            # seed, a broadcast view), and optimizers update ``.grad`` in place.
+            self.grad = np.array(g, dtype=self.dtype, copy=True)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` with this tensor's gradient during backward; a returned array replaces it."""
