@@ -39,6 +39,21 @@ def _as_input(input) -> Tensor:
     return as_tensor(input if isinstance(input, (Tensor, np.ndarray)) else np.asarray(input))
 
 
+def _register_affine(module: Module, shape, affine: bool, bias: bool, dtype) -> None:
+    """Register ``weight`` (and ``bias`` unless ``bias=False``) of ``shape`` when ``affine``, else None (torch's names)."""
+    dtype = _dtype(dtype)
+    module.register_parameter("weight", Parameter(np.empty(shape, dtype=dtype)) if affine else None)
+    module.register_parameter("bias", Parameter(np.empty(shape, dtype=dtype)) if affine and bias else None)
+
+
+def _reset_affine(module: Module) -> None:
+    """weight = 1, bias = 0: the identity affine map, torch's initialisation."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if getattr(module, "bias", None) is not None:
+        init.zeros_(module.bias)
+
+
 class _NormBase(Module):
     """Shared state of BatchNorm and InstanceNorm: weight, bias and the running statistics."""
 
@@ -54,16 +69,8 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        _register_affine(self, num_features, affine, bias, dtype)
         dtype = _dtype(dtype)
-        if affine:
-            self.weight = Parameter(np.empty(num_features, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.empty(num_features, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
@@ -84,10 +91,7 @@ class _NormBase(Module):
     def reset_parameters(self) -> None:
         """Reset the running statistics; weight = 1, bias = 0."""
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def _check_input(self, x: Tensor) -> None:
         """Every check that can fail, before any state changes."""
@@ -309,23 +313,11 @@ class LayerNorm(Module):
         self.normalized_shape = normalized_shape_tuple("LayerNorm", normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dtype = _dtype(dtype)
-        if elementwise_affine:
-            self.weight = Parameter(np.empty(self.normalized_shape, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.empty(self.normalized_shape, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, self.normalized_shape, elementwise_affine, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps, _layer="LayerNorm")
@@ -351,15 +343,12 @@ class RMSNorm(Module):
         self.normalized_shape = normalized_shape_tuple("RMSNorm", normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(np.empty(self.normalized_shape, dtype=_dtype(dtype)))
-        else:
-            self.register_parameter("weight", None)
+        weight = Parameter(np.empty(self.normalized_shape, dtype=_dtype(dtype))) if elementwise_affine else None
+        self.register_parameter("weight", weight)  # RMSNorm has no bias
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
+        _reset_affine(self)
 
     def forward(self, input):
         return rms_norm(input, self.normalized_shape, self.weight, self.eps, _layer="RMSNorm")
@@ -392,23 +381,11 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        dtype = _dtype(dtype)
-        if affine:
-            self.weight = Parameter(np.empty(num_channels, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.empty(num_channels, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, num_channels, affine, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         x = _as_input(input)
