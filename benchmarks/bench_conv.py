@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numba
 import numpy as np
+
+from _common import timed  # benchmarks/_common.py (run as scripts: this folder is on sys.path)
 
 from normlab.ops import convolution as ops
 
@@ -42,14 +43,9 @@ def gemm_rate(dtype, size: int = 2048, repeats: int = 5) -> float:
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * size ** 3 / best
 
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -102,8 +98,8 @@ def main() -> None:
         theirs()
         ours_best = theirs_best = float("inf")
         for _ in range(args.repeats):
-            ours_best = min(ours_best, _timed(ours))
-            theirs_best = min(theirs_best, _timed(theirs))
+            ours_best = min(ours_best, timed(ours))
+            theirs_best = min(theirs_best, timed(theirs))
         positions = y.shape[2] * y.shape[3]
         flops = 3 * 2 * n * out_channels * positions * (c // groups) * kernel * kernel
         floor = flops / rate

@@ -24,33 +24,11 @@ import time
 
 import numba
 import numpy as np
-from numba import njit, prange
+
+from _common import copy_bandwidth  # benchmarks/_common.py (run as scripts: this folder is on sys.path)
 
 
-@njit(parallel=True, cache=True)
-def _parallel_copy(src, dst):
-    for i in prange(src.shape[0]):
-        dst[i] = src[i]
 
-
-def copy_bandwidth(nbytes: int, repeat: int) -> float:
-    """STREAM-like copy bandwidth in bytes/s (read + write counted) over arrays of ``nbytes``.
-
-    The faster of NumPy's copy into a preallocated array and a flat parallel
-    copy, so that the floor is never flattered by a slow copy.
-    """
-    src = np.random.default_rng(0).standard_normal(nbytes // 4).astype(np.float32)
-    dst = np.empty_like(src)
-    _parallel_copy(src, dst)
-    best = min(min(_timed(lambda: np.copyto(dst, src)), _timed(lambda: _parallel_copy(src, dst)))
-               for _ in range(repeat))
-    return 2 * src.nbytes / best
-
-
-def _timed(f) -> float:
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
 
 
 def main() -> None:

@@ -21,32 +21,15 @@ import time
 
 import numba
 import numpy as np
-from numba import njit, prange
+
+from _common import copy_bandwidth  # benchmarks/_common.py (run as scripts: this folder is on sys.path)
 
 import normlab
 import normlab.nn.functional as F
 from normlab.ops import pooling as P
 
 
-@njit(parallel=True, cache=True)
-def _parallel_copy(src, dst):
-    for i in prange(src.shape[0]):
-        dst[i] = src[i]
 
-
-def copy_bandwidth(nbytes: int, repeat: int) -> float:
-    """Bytes per second of a parallel copy (read + write counted) over an array of ``nbytes``."""
-    src = np.random.default_rng(0).standard_normal(nbytes // 4).astype(np.float32).reshape(-1, 1024)
-    dst = np.empty_like(src)
-    _parallel_copy(src, dst)
-    best = min(_timed(lambda: _parallel_copy(src, dst)) for _ in range(repeat))
-    return 2 * src.nbytes / best
-
-
-def _timed(f) -> float:
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
