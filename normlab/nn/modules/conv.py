@@ -8,8 +8,8 @@ import numpy as np
 from normlab._checks import check_positive_int, tuple_of
 from normlab.autograd.tensor import as_tensor, get_default_dtype
 from normlab.nn.functional.convolution import check_conv_input, conv1d, conv2d, pad_for_conv, padding_pairs, parse_padding
-from normlab.nn.modules.linear import _init_affine
-from normlab.nn.modules.module import Module, Parameter
+from normlab.nn.modules.linear import _init_affine, _register_weight_and_bias
+from normlab.nn.modules.module import Module
 
 __all__ = ["Conv1d", "Conv2d"]
 
@@ -52,11 +52,7 @@ class _ConvNd(Module):
         reversed_pads = [p for pair in reversed(pairs) for p in pair]
         self._reversed_padding_repeated_twice = reversed_pads if isinstance(padding, str) else tuple(reversed_pads)
         dtype = np.dtype(dtype or get_default_dtype())
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _register_weight_and_bias(self, (out_channels, in_channels // groups, *self.kernel_size), bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -14,6 +14,12 @@ from normlab.nn.modules.module import Module, Parameter
 __all__ = ["Linear", "Maxout", "Identity", "Flatten", "Unflatten"]
 
 
+def _register_weight_and_bias(module: Module, weight_shape: tuple[int, ...], bias: bool, dtype) -> None:
+    """Register ``weight`` of ``weight_shape`` and, if ``bias``, a ``bias`` of ``weight_shape[0]`` (else None)."""
+    module.register_parameter("weight", Parameter(np.empty(weight_shape, dtype=dtype)))
+    module.register_parameter("bias", Parameter(np.empty(weight_shape[0], dtype=dtype)) if bias else None)
+
+
 def _init_affine(weight: Parameter, bias: Parameter | None) -> None:
     """torch's default for Linear/Conv: kaiming_uniform_(a=sqrt(5)) and U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
@@ -38,11 +44,7 @@ class Linear(Module):
         self.in_features = check_positive_int("Linear", "in_features", in_features)
         self.out_features = check_positive_int("Linear", "out_features", out_features)
         dtype = np.dtype(dtype or get_default_dtype())
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _register_weight_and_bias(self, (out_features, in_features), bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -74,11 +76,7 @@ class Maxout(Module):
         self.out_features = check_positive_int("Maxout", "out_features", out_features)
         self.pieces = check_positive_int("Maxout", "pieces", pieces)
         dtype = np.dtype(dtype or get_default_dtype())
-        self.weight = Parameter(np.empty((out_features * pieces, in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_features * pieces, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _register_weight_and_bias(self, (out_features * pieces, in_features), bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
