@@ -22,7 +22,7 @@ import numpy as np
 
 from normlab.autograd import functions as fn
 from normlab.autograd.function import run_backward
-from normlab.autograd.grad_mode import is_grad_enabled, no_grad
+from normlab.autograd.grad_mode import no_grad
 
 _default_dtype = np.dtype(np.float32)
 
