@@ -52,7 +52,7 @@ _CHUNK = 1 << 24  # write 16 MiB at a time
 
 def _as_savable_array(key: str, value) -> np.ndarray:
     if isinstance(value, Tensor):
-        array = value.data
+        array = value._data
     elif isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
     else:

@@ -190,7 +190,7 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1
                 xb, yb = x[start:start + batch_size], y[start:start + batch_size]
                 logits = model(xb.reshape(len(xb), -1))
                 total_loss += float(F.cross_entropy(logits, yb, reduction="sum").item())
-                correct += int((logits.data.argmax(axis=1) == yb).sum())
+                correct += int((logits._data.argmax(axis=1) == yb).sum())
     finally:
         model.train(was_training)
     return total_loss / len(x), correct / len(x)
@@ -281,7 +281,7 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
     # keep every step's noise level the same.
     loader = DataLoader(TensorDataset(x_train, data.y_train), batch_size=config.batch_size, shuffle=True,
                         drop_last=True)
-    n_parameters = sum(p.data.size for p in model.parameters())
+    n_parameters = sum(p._data.size for p in model.parameters())
     widths = [data.n_features] + [config.width] * config.depth + [data.n_classes]
     emit(f"normlab train: {config.dataset} ({len(x_train)} train / {len(x_test)} test), "
          f"mlp {'-'.join(map(str, widths))} ({n_parameters} parameters), norm={config.norm}, act={config.act}, "

@@ -55,7 +55,7 @@ class Function:
         from normlab.autograd.tensor import Tensor
 
         fn = cls()
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = is_grad_enabled() and any(needs)
         fn.needs_input_grad = needs

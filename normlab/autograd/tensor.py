@@ -47,7 +47,7 @@ def set_default_dtype(dtype) -> None:
 def _to_array(data, dtype=None) -> np.ndarray:
     """Convert ``data`` to an ndarray; Python floats become the default dtype (as torch)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
     if isinstance(data, np.ndarray):
@@ -61,7 +61,7 @@ def _to_array(data, dtype=None) -> np.ndarray:
 
 
 def _unwrap(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 class Tensor:
@@ -72,9 +72,9 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None) -> None:
-        self.data = _to_array(data, dtype)
-        if requires_grad and self.data.dtype.kind not in "fc":
-            raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {self.data.dtype}")
+        self._data = _to_array(data, dtype)
+        if requires_grad and self._data.dtype.kind not in "fc":
+            raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {self._data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad: np.ndarray | None = None
         self._creator = None       # the Function that produced this tensor (None for a leaf)
@@ -84,26 +84,35 @@ class Tensor:
 
     # ------------------------------------------------------------------ basics
     @property
+    def data(self):
+        """The array behind this tensor (transitional: becomes a Tensor sharing memory)."""
+        return self._data
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = _to_array(value)
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def size(self, dim: int | None = None):
         """The shape (torch's ``size()``), or one dimension of it."""
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     @property
     def is_leaf(self) -> bool:
@@ -116,19 +125,19 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self._data.reshape(()).item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self) -> "Tensor":
         """A new leaf sharing the same data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def detach_(self) -> "Tensor":
         self._creator = None
@@ -140,27 +149,27 @@ class Tensor:
         return fn.Copy.apply(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {self.dtype}")
         self.requires_grad = bool(requires_grad)
         return self
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -169,17 +178,17 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iu":
+        if self._data.dtype.kind not in "iu":
             raise TypeError("only integer tensors can be used as an index")
         return int(self.item())
 
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
         extras = []
-        if self.data.dtype not in (_default_dtype, np.dtype(np.int64), np.dtype(bool)):
-            extras.append(f"dtype={self.data.dtype}")
+        if self._data.dtype not in (_default_dtype, np.dtype(np.int64), np.dtype(bool)):
+            extras.append(f"dtype={self._data.dtype}")
         if self._creator is not None:
             extras.append(f"grad_fn=<{type(self._creator).__name__}Backward>")
         elif self.requires_grad:
@@ -195,7 +204,7 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no grad_fn")
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward: grad can be implicitly created only for a tensor with one element, got shape {self.shape}"
                 )
@@ -251,15 +260,15 @@ class Tensor:
         self.register_hook(keep)
 
     def zero_(self) -> "Tensor":
-        self.data[...] = 0
+        self._data[...] = 0
         return self
 
     def fill_(self, value) -> "Tensor":
-        self.data[...] = value
+        self._data[...] = value
         return self
 
     def copy_(self, other) -> "Tensor":
-        self.data[...] = _unwrap(other)
+        self._data[...] = _unwrap(other)
         return self
 
     # ------------------------------------------------------------- arithmetic
@@ -307,22 +316,22 @@ class Tensor:
 
     # Comparisons give boolean tensors without gradient, as in torch.
     def __lt__(self, other):
-        return Tensor(self.data < _unwrap(other))
+        return Tensor(self._data < _unwrap(other))
 
     def __le__(self, other):
-        return Tensor(self.data <= _unwrap(other))
+        return Tensor(self._data <= _unwrap(other))
 
     def __gt__(self, other):
-        return Tensor(self.data > _unwrap(other))
+        return Tensor(self._data > _unwrap(other))
 
     def __ge__(self, other):
-        return Tensor(self.data >= _unwrap(other))
+        return Tensor(self._data >= _unwrap(other))
 
     def __eq__(self, other):
-        return Tensor(self.data == _unwrap(other))
+        return Tensor(self._data == _unwrap(other))
 
     def __ne__(self, other):
-        return Tensor(self.data != _unwrap(other))
+        return Tensor(self._data != _unwrap(other))
 
     def add(self, other):
         return self + other
@@ -389,7 +398,7 @@ class Tensor:
             return self
         if self.requires_grad and dtype.kind in "fc":
             return fn.Cast.apply(self, dtype=dtype)
-        return Tensor(self.data.astype(dtype))
+        return Tensor(self._data.astype(dtype))
 
     def to(self, dtype):
         return self.astype(dtype)
@@ -450,13 +459,13 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor(np.int64(np.argmax(self.data)))
-        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim).astype(np.int64))
+            return Tensor(np.int64(np.argmax(self._data)))
+        return Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim).astype(np.int64))
 
     def argmin(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor(np.int64(np.argmin(self.data)))
-        return Tensor(np.argmin(self.data, axis=dim, keepdims=keepdim).astype(np.int64))
+            return Tensor(np.int64(np.argmin(self._data)))
+        return Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim).astype(np.int64))
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape):

@@ -30,7 +30,7 @@ __all__ = ["Dataset", "TensorDataset", "Subset", "DataLoader", "collate", "rando
 
 
 def _as_array(value) -> np.ndarray:
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    return value._data if isinstance(value, Tensor) else np.asarray(value)
 
 
 def collate(samples: Sequence):

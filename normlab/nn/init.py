@@ -31,7 +31,7 @@ __all__ = [
 
 def _array(tensor) -> np.ndarray:
     if isinstance(tensor, Tensor):
-        return tensor.data
+        return tensor._data
     if isinstance(tensor, np.ndarray):
         return tensor
     raise TypeError(f"init: expected a Tensor or ndarray, got {type(tensor).__name__}")

@@ -58,7 +58,7 @@ def _nonnegative(name: str, arg: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) and not (
             isinstance(value, (np.ndarray, Tensor)) and np.size(value) == 1):
         raise TypeError(f"{name}: expected {arg} to be a real number, got {value!r}")
-    value = float(np.asarray(value.data if isinstance(value, Tensor) else value).reshape(()))
+    value = float(np.asarray(value._data if isinstance(value, Tensor) else value).reshape(()))
     # torch does not check: a negative max_norm would flip every gradient, a negative clip_value zero them.
     if not value >= 0:
         raise ValueError(f"{name}: expected {arg} >= 0, got {value!r}")
@@ -90,7 +90,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     """
     name = "get_total_norm"
     norm_type = _norm_type(name, norm_type)
-    arrays = [t.data if isinstance(t, Tensor) else np.asarray(t)
+    arrays = [t._data if isinstance(t, Tensor) else np.asarray(t)
               for t in ([tensors] if isinstance(tensors, (Tensor, np.ndarray)) else list(tensors))]
     if not arrays:
         return Tensor(np.asarray(0.0, dtype=get_default_dtype()))
@@ -116,7 +116,7 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None)
     grads = [p.grad for p in _tensors(name, parameters) if p.grad is not None]
     if not grads:
         return
-    total = np.asarray(total_norm.data if isinstance(total_norm, Tensor) else total_norm)
+    total = np.asarray(total_norm._data if isinstance(total_norm, Tensor) else total_norm)
     dtype = total.dtype if total.dtype.kind == "f" else np.dtype(np.float64)
     total = dtype.type(total.reshape(()))
     # torch's formula, in the norm's dtype; np.minimum keeps a NaN coefficient NaN (as torch.clamp).
@@ -183,23 +183,23 @@ def parameters_to_vector(parameters) -> Tensor:
     params = _tensors("parameters_to_vector", parameters)
     if not params:
         return Tensor(np.zeros(0, dtype=get_default_dtype()))
-    return Tensor(np.concatenate([p.data.ravel() for p in params]))
+    return Tensor(np.concatenate([p._data.ravel() for p in params]))
 
 
 def vector_to_parameters(vec, parameters) -> None:
     """Copy consecutive slices of the 1-D ``vec`` into the parameters, in place (the inverse of the above)."""
     name = "vector_to_parameters"
-    vector = vec.data if isinstance(vec, Tensor) else vec
+    vector = vec._data if isinstance(vec, Tensor) else vec
     if not isinstance(vector, np.ndarray):
         raise TypeError(f"{name}: expected vec to be a Tensor or ndarray, got {type(vec).__name__}")
     if vector.ndim != 1:
         raise ValueError(f"{name}: expected a 1D vec, got shape {vector.shape}")
     params = _tensors(name, parameters)
-    total = sum(p.data.size for p in params)
+    total = sum(p._data.size for p in params)
     if vector.size != total:
         raise ValueError(f"{name}: expected vec of size {total} (the parameters' total), got {vector.size}")
     offset = 0
     for p in params:
-        n = p.data.size
-        p.data[...] = vector[offset:offset + n].reshape(p.shape)
+        n = p._data.size
+        p._data[...] = vector[offset:offset + n].reshape(p.shape)
         offset += n

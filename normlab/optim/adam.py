@@ -84,19 +84,19 @@ class Adam(Optimizer):
             state = self.state[p]
             if len(state) == 0:
                 state["step"] = np.array(0.0, dtype=np.float32)
-                state["exp_avg"] = np.zeros_like(p.data)
-                state["exp_avg_sq"] = np.zeros_like(p.data)
+                state["exp_avg"] = np.zeros_like(p._data)
+                state["exp_avg_sq"] = np.zeros_like(p._data)
                 if amsgrad:
-                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                    state["max_exp_avg_sq"] = np.zeros_like(p._data)
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             state["step"] += 1
 
             if weight_decay != 0:
                 if self._decoupled_weight_decay:
                     # AdamW: shrink the weights directly, outside the adaptive scaling.
-                    p.data *= 1 - lr * weight_decay
+                    p._data *= 1 - lr * weight_decay
                 else:
-                    g = g + weight_decay * p.data
+                    g = g + weight_decay * p._data
 
             _lerp_(exp_avg, g, 1 - beta1)
             exp_avg_sq *= beta2
@@ -110,14 +110,14 @@ class Adam(Optimizer):
 
             if amsgrad:
                 # amsgrad switched on after some steps: start the running maximum now (torch raises KeyError).
-                max_exp_avg_sq = state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
+                max_exp_avg_sq = state.setdefault("max_exp_avg_sq", np.zeros_like(p._data))
                 np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
                 second_moment = max_exp_avg_sq
             else:
                 second_moment = exp_avg_sq
             # eps is added after the bias correction of sqrt(v), as in torch.
             denom = np.sqrt(second_moment) / bias_correction2_sqrt + eps
-            p.data += ((-step_size) * exp_avg) / denom  # torch's addcdiv order: (value * m) / denom
+            p._data += ((-step_size) * exp_avg) / denom  # torch's addcdiv order: (value * m) / denom
 
 
 class AdamW(Adam):

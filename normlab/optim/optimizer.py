@@ -66,7 +66,7 @@ def check_bool(owner: str, name: str, value, group_index: int | None = None) -> 
 def _as_array(value, what: str) -> np.ndarray:
     """An ndarray from an ndarray, a normlab Tensor, a NumPy/Python scalar or anything with ``__array__``."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, (np.ndarray, np.generic, numbers.Number)) or hasattr(value, "__array__"):
         array = np.asarray(value)
         if array.dtype == object:
@@ -80,7 +80,7 @@ def _copy_value(value):
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, Tensor):
-        return value.data.copy()
+        return value._data.copy()
     if isinstance(value, (list, tuple, dict)):
         return copy.deepcopy(value)
     return value

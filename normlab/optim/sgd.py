@@ -64,7 +64,7 @@ class SGD(Optimizer):
                 continue
             g = self._gradient(p, maximize)
             if weight_decay != 0:
-                g = g + weight_decay * p.data
+                g = g + weight_decay * p._data
             if momentum != 0:
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
@@ -76,4 +76,4 @@ class SGD(Optimizer):
                     buf *= momentum
                     buf += (1 - dampening) * g
                 g = g + momentum * buf if nesterov else buf
-            p.data -= lr * g
+            p._data -= lr * g

@@ -24,7 +24,7 @@ class _Linear(Function):
 def linear(input, weight, bias=None, _layer: str = "linear"):
     """y = x W^T + b, with W of shape (out_features, in_features)."""
     x, w = as_tensor(input), as_tensor(weight)
-    check_float(_layer, x.data)
+    check_float(_layer, x._data)
     if w.ndim != 2:
         raise ValueError(f"{_layer}: expected a 2D weight (out_features, in_features), got shape {w.shape}")
     if x.ndim == 0 or x.shape[-1] != w.shape[1]:
@@ -54,5 +54,5 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     p = check_probability("dropout", "p", p)
     x = as_tensor(input)
     if not training or p == 0.0:
-        return x if isinstance(input, Tensor) else Tensor(x.data)
+        return x if isinstance(input, Tensor) else Tensor(x._data)
     return _Dropout.apply(x, p=p, generator=generator or default_generator())

@@ -50,8 +50,8 @@ _WEIGHT_LAYOUT = {1: "(out_channels, in_channels / groups, kL)", 2: "(out_channe
 
 def check_conv_input(name: str, x: Tensor, dims: int) -> None:
     """A float input with ``dims`` spatial dimensions, batched or not, with no empty non-batch dimension."""
-    check_float(name, x.data)
-    check_ndim(name, x.data, (dims + 1, dims + 2), layout=_LAYOUT[dims])
+    check_float(name, x._data)
+    check_ndim(name, x._data, (dims + 1, dims + 2), layout=_LAYOUT[dims])
     non_batch = x.shape[-(dims + 1):]
     if 0 in non_batch:
         raise ValueError(f"{name}: expected non-zero channel and spatial sizes, got input of shape {x.shape}")
@@ -88,8 +88,8 @@ def _check_groups(name: str, groups) -> int:
 def _convolution(function, name: str, dims: int, input, weight, bias, stride, padding, dilation, groups):
     x, w = as_tensor(input), as_tensor(weight)
     check_conv_input(name, x, dims)
-    check_float(name, w.data, "weight")
-    check_ndim(name, w.data, (dims + 2,), "weight", _WEIGHT_LAYOUT[dims])
+    check_float(name, w._data, "weight")
+    check_ndim(name, w._data, (dims + 2,), "weight", _WEIGHT_LAYOUT[dims])
     if w.dtype != x.dtype:
         raise TypeError(f"{name}: expected weight of the input's dtype {x.dtype}, got {w.dtype}")
     if 0 in w.shape:
@@ -111,7 +111,7 @@ def _convolution(function, name: str, dims: int, input, weight, bias, stride, pa
         )
     if bias is not None:
         bias = as_tensor(bias)
-        check_float(name, bias.data, "bias")
+        check_float(name, bias._data, "bias")
         if bias.shape != (out_channels,):
             raise ValueError(f"{name}: expected bias of shape ({out_channels},), got {bias.shape}")
         if bias.dtype != x.dtype:

@@ -36,7 +36,7 @@ def _class_targets(name: str, x: Tensor, target: np.ndarray, ignore_index: int) 
 
 def _batched(name: str, x: Tensor, target: np.ndarray):
     """Unbatched (C,) input with a scalar target becomes a batch of one."""
-    check_float(name, x.data)
+    check_float(name, x._data)
     if x.ndim == 0:
         raise ValueError(f"{name}: expected input of shape (C,) or (N, C, *), got a 0D input")
     if x.ndim == 1:
@@ -47,7 +47,7 @@ def _batched(name: str, x: Tensor, target: np.ndarray):
 def _check_weight(name: str, weight, classes: int, dtype):
     if weight is None:
         return None
-    weight = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=dtype)
+    weight = np.asarray(weight._data if isinstance(weight, Tensor) else weight, dtype=dtype)
     if weight.shape != (classes,):
         raise ValueError(f"{name}: expected weight of shape ({classes},), got {weight.shape}")
     return weight
@@ -56,7 +56,7 @@ def _check_weight(name: str, weight, classes: int, dtype):
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
     """-w[y] * input[y], averaged by the total weight of the counted targets (torch's 'mean')."""
     _check_reduction("nll_loss", reduction)
-    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    target = np.asarray(target._data if isinstance(target, Tensor) else target)
     x, target, unbatched = _batched("nll_loss", as_tensor(input), target)
     _class_targets("nll_loss", x, target, ignore_index)
     weight = _check_weight("nll_loss", weight, x.shape[1], x.dtype)
@@ -70,7 +70,7 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: expected label_smoothing in [0, 1], got {label_smoothing!r}")
-    target_array = np.asarray(target.data if isinstance(target, Tensor) else target)
+    target_array = np.asarray(target._data if isinstance(target, Tensor) else target)
     x, target_array, unbatched = _batched("cross_entropy", as_tensor(input), target_array)
     classes = x.shape[1]
     weight = _check_weight("cross_entropy", weight, classes, x.dtype)
@@ -110,8 +110,8 @@ def mse_loss(input, target, reduction: str = "mean"):
     """(input - target)^2, reduced by mean (default), sum or none."""
     _check_reduction("mse_loss", reduction)
     x = as_tensor(input)
-    check_float("mse_loss", x.data)
-    target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
+    check_float("mse_loss", x._data)
+    target_shape = np.shape(target._data if isinstance(target, Tensor) else target)
     if target_shape != x.shape:
         try:
             np.broadcast_shapes(x.shape, target_shape)

@@ -120,11 +120,11 @@ def _input(layer: str, input, min_ndim: int = 1, layout: str = "") -> Tensor:
     if not isinstance(input, (Tensor, np.ndarray)):
         input = np.asarray(input)
     x = as_tensor(input)
-    check_float(layer, x.data)
+    check_float(layer, x._data)
     if x.ndim < min_ndim:
         raise ValueError(f"{layer}: expected input{layout} with at least {min_ndim} dimensions, "
                          f"got {x.ndim}D input of shape {_shape_text(x.shape)}")
-    if x.data.size == 0:
+    if x._data.size == 0:
         raise ValueError(f"{layer}: expected a non-empty input, got shape {_shape_text(x.shape)}")
     return x
 
@@ -134,7 +134,7 @@ def _parameter(layer: str, what: str, value, shape, input_shape):
     if value is None:
         return None
     value = value if isinstance(value, Tensor) else as_tensor(np.asarray(value))
-    check_float(layer, value.data, what)
+    check_float(layer, value._data, what)
     if tuple(value.shape) != tuple(shape):
         raise ValueError(f"{layer}: expected {what} of shape {_shape_text(shape)} for input of shape "
                          f"{_shape_text(input_shape)}, got {what} of shape {_shape_text(value.shape)}")
@@ -146,7 +146,7 @@ def _running(layer: str, what: str, value, channels: int, input_shape):
     if value is None:
         return None
     if isinstance(value, Tensor):
-        array = value.data
+        array = value._data
     elif isinstance(value, np.ndarray):
         array = value
     else:

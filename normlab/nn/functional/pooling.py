@@ -65,8 +65,8 @@ _LAYOUTS = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)"}
 def _check_input(name: str, input, n: int):
     """A float Tensor of shape (N, C, *spatial) or (C, *spatial) with non-empty C and spatial axes."""
     x = as_tensor(input)
-    check_float(name, x.data)
-    check_ndim(name, x.data, (n + 1, n + 2), layout=_LAYOUTS[n])
+    check_float(name, x._data)
+    check_ndim(name, x._data, (n + 1, n + 2), layout=_LAYOUTS[n])
     if any(size == 0 for size in x.shape[-(n + 1):]):  # an empty batch is fine, as in torch
         raise ValueError(f"{name}: expected non-zero channel and spatial sizes {_LAYOUTS[n]}, got shape {x.shape}")
     return x

@@ -21,7 +21,7 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.empty(0, dtype=get_default_dtype())
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -40,7 +40,7 @@ class _RemovableHandle:
 
 def _as_state_array(value, key: str) -> np.ndarray:
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, (int, float, np.generic)):
@@ -253,7 +253,7 @@ class Module:
             for store in (module._parameters, module._buffers):
                 for t in store.values():
                     if t is not None and t.dtype.kind == "f":
-                        t.data = t.data.astype(dtype)
+                        t._data = t._data.astype(dtype)
                         if t.grad is not None:
                             t.grad = t.grad.astype(dtype)
         return self
@@ -278,7 +278,7 @@ class Module:
 
     def state_dict(self, *, prefix: str = "") -> "OrderedDict[str, np.ndarray]":
         """Every parameter and persistent buffer under torch's key names, as NumPy copies."""
-        return OrderedDict((prefix + key, t.data.copy()) for key, t in self._state_items())
+        return OrderedDict((prefix + key, t._data.copy()) for key, t in self._state_items())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
         """Copy values into parameters and buffers; every key and shape is checked before anything changes."""
@@ -310,7 +310,7 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors)
             )
         for target, value in updates:
-            target.data[...] = value.astype(target.dtype, copy=False)
+            target._data[...] = value.astype(target.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ repr

@@ -84,9 +84,9 @@ class _NormBase(Module):
     def reset_running_stats(self) -> None:
         """running_mean = 0, running_var = 1, num_batches_tracked = 0 (in place)."""
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            self.running_mean._data[...] = 0
+            self.running_var._data[...] = 1
+            self.num_batches_tracked._data[...] = 0
 
     def reset_parameters(self) -> None:
         """Reset the running statistics; weight = 1, bias = 0."""
@@ -96,8 +96,8 @@ class _NormBase(Module):
     def _check_input(self, x: Tensor) -> None:
         """Every check that can fail, before any state changes."""
         name = type(self).__name__
-        check_float(name, x.data)
-        check_ndim(name, x.data, self._input_ndims, layout=self._layout)
+        check_float(name, x._data)
+        check_ndim(name, x._data, self._input_ndims, layout=self._layout)
 
     def _check_channels(self, x: Tensor, dim: int = 1) -> None:
         if x.shape[dim] != self.num_features:
@@ -121,17 +121,17 @@ class _BatchNorm(_NormBase):
         """Count this batch and return the running-stat factor (1/num_batches_tracked when momentum is None)."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
+            self.num_batches_tracked._data[...] += 1
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.data)
+                factor = 1.0 / float(self.num_batches_tracked._data)
         return factor
 
     def _running_args(self):
         # Buffers are handed over only when they are used: updated (training and tracked) or
         # read (eval). Without tracking, batch statistics normalize in eval too.
         use = not self.training or self.track_running_stats
-        running_mean = self.running_mean.data if use and self.running_mean is not None else None
-        running_var = self.running_var.data if use and self.running_var is not None else None
+        running_mean = self.running_mean._data if use and self.running_mean is not None else None
+        running_var = self.running_var._data if use and self.running_var is not None else None
         return running_mean, running_var
 
     def forward(self, input):
@@ -196,7 +196,7 @@ class _BatchRenorm(_BatchNorm):
         x = _as_input(input)
         self._check_input(x)
         factor = self._factor()
-        return batch_renorm(x, self.running_mean.data, self.running_var.data, self.weight, self.bias,
+        return batch_renorm(x, self.running_mean._data, self.running_var._data, self.weight, self.bias,
                             self.training, factor, self.eps, self.r_max, self.d_max, _layer=type(self).__name__)
 
     def extra_repr(self) -> str:
@@ -259,8 +259,8 @@ class _InstanceNorm(_NormBase):
             check_spatial_size(name, batched_shape)
         if unbatched:
             x = x.reshape(batched_shape)
-        running_mean = self.running_mean.data if self.running_mean is not None else None
-        running_var = self.running_var.data if self.running_var is not None else None
+        running_mean = self.running_mean._data if self.running_mean is not None else None
+        running_var = self.running_var._data if self.running_var is not None else None
         # torch: momentum None means 0.0 here (no cumulative average), and num_batches_tracked never moves
         y = instance_norm(x, running_mean, running_var, self.weight, self.bias, use_input_stats,
                           self.momentum if self.momentum is not None else 0.0, self.eps, _layer=name)
