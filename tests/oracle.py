@@ -40,6 +40,36 @@ def assert_close(actual, expected, dtype=None, what: str = "value", **overrides)
     np.testing.assert_allclose(a, e, err_msg=what, equal_nan=True, **options)
 
 
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def assert_float32_close(actual, reference, *, scale, what: str = "value", ulps: float = 16.0) -> None:
+    """A float32 result against an exact (float64) reference, within float32 rounding.
+
+    Never compare float32 with torch's float32: torch's vector paths differ by
+    CPU (one build underflows gelu_tanh at x = -5.1 to 0, another does not).
+    The bound is ``ulps`` float32 roundings of the magnitudes the op worked
+    with: ``|actual - reference| <= ulps * eps32 * (|reference| + scale)``, where
+    ``scale`` (a number or an array broadcasting to the result) is the size of
+    the quantities that were rounded on the way -- ``|x|`` for an elementwise
+    op with cancellation, the sum of ``|terms|`` for a reduction.
+    """
+    a, r = to_numpy(actual), to_numpy(reference)
+    assert a is not None and r is not None, f"{what}: missing value"
+    assert a.dtype == np.float32, f"{what}: expected a float32 result, got {a.dtype}"
+    assert a.shape == r.shape, f"{what}: shape {a.shape} != reference's {r.shape}"
+    r = r.astype(np.float64)
+    bound = ulps * EPS32 * (np.abs(r) + np.abs(np.asarray(scale, dtype=np.float64)))
+    error = np.abs(a.astype(np.float64) - r)
+    bad = ~((error <= bound) | (np.isnan(a) & np.isnan(r)) | (a == r))
+    if bad.any():
+        i = np.unravel_index(np.argmax(np.where(bad, error - bound, -np.inf)), bad.shape)
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {a.size} float32 values off the float64 reference by more than "
+            f"{ulps} roundings; worst at {i}: got {a[i]!r}, reference {r[i]!r}, bound {bound[i] if np.ndim(bound) else bound!r}"
+        )
+
+
 def random_upstream(shape, dtype, rng: np.random.Generator) -> np.ndarray:
     """A random upstream gradient: never all ones (that makes BatchNorm's dx identically zero)."""
     return rng.standard_normal(shape).astype(dtype)
