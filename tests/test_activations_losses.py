@@ -65,7 +65,7 @@ def test_activation_numerical_gradient(rng, name):
     g = rng.standard_normal((3, 4))
     x = normlab.tensor(data, requires_grad=True)
     ours_fn(x).backward(g)
-    numeric = numerical_gradient(lambda: float((ours_fn(normlab.tensor(data)).numpy() * g).sum()), data)
+    numeric = numerical_gradient(lambda: float((ours_fn(normlab.tensor(data)).detach().numpy() * g).sum()), data)
     np.testing.assert_allclose(x.grad, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -73,7 +73,7 @@ def test_sigmoid_does_not_overflow_and_its_derivative_is_at_most_a_quarter():
     x = normlab.tensor(np.array([-1000.0, -20.0, 0.0, 20.0, 1000.0]), requires_grad=True)
     with np.errstate(over="raise"):
         y = F.sigmoid(x)
-    assert np.all(np.isfinite(y.numpy()))
+    assert np.all(np.isfinite(y.detach().numpy()))
     y.sum().backward()
     assert x.grad.max() == pytest.approx(0.25)
 
@@ -98,9 +98,9 @@ def test_linear_matches_torch(rng, dtype, shape, bias):
     layer = nn.Linear(4, 3, bias=bias).to(dtype)
     reference = torch.nn.Linear(4, 3, bias=bias, dtype=torch.float64 if dtype == np.float64 else torch.float32)
     with torch.no_grad():
-        reference.weight.copy_(torch.tensor(layer.weight.data))
+        reference.weight.copy_(torch.tensor(np.asarray(layer.weight)))
         if bias:
-            reference.bias.copy_(torch.tensor(layer.bias.data))
+            reference.bias.copy_(torch.tensor(np.asarray(layer.bias)))
     data = rng.standard_normal(shape).astype(dtype)
     x, xt = normlab.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
     y, yt = layer(x), reference(xt)
@@ -141,16 +141,16 @@ def test_maxout_takes_the_max_over_pieces_and_routes_gradient_to_the_winner(rng)
     data = rng.standard_normal((5, 4))
     x = normlab.tensor(data, requires_grad=True)
     y = layer(x)
-    z = data @ layer.weight.data.T + layer.bias.data
+    z = data @ np.asarray(layer.weight).T + np.asarray(layer.bias)
     expected = z.reshape(5, 3, 2).max(-1)
-    np.testing.assert_allclose(y.numpy(), expected)
+    np.testing.assert_allclose(y.detach().numpy(), expected)
     g = rng.standard_normal((5, 3))
     y.backward(g)
     winner = z.reshape(5, 3, 2).argmax(-1)
     dz = np.zeros((5, 3, 2))
     np.put_along_axis(dz, winner[..., None], g[..., None], axis=-1)
     np.testing.assert_allclose(layer.weight.grad, dz.reshape(5, 6).T @ data)
-    np.testing.assert_allclose(x.grad, dz.reshape(5, 6) @ layer.weight.data)
+    np.testing.assert_allclose(x.grad, dz.reshape(5, 6) @ np.asarray(layer.weight))
     assert repr(layer) == "Maxout(in_features=4, out_features=3, pieces=2)"
 
 
@@ -159,15 +159,15 @@ def test_dropout_scales_survivors_and_is_identity_in_eval():
     x = normlab.tensor(np.ones((200, 50)), requires_grad=True)
     layer = nn.Dropout(0.3)
     y = layer(x)
-    kept = y.numpy() != 0
+    kept = y.detach().numpy() != 0
     assert 0.65 < kept.mean() < 0.75
-    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.7)
+    np.testing.assert_allclose(y.detach().numpy()[kept], 1 / 0.7)
     g = np.random.default_rng(0).standard_normal(x.shape)
     y.backward(g)
     np.testing.assert_allclose(x.grad, np.where(kept, g / 0.7, 0.0))
     layer.eval()
-    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
-    assert np.all(F.dropout(x, 1.0).numpy() == 0)
+    np.testing.assert_array_equal(layer(x).detach().numpy(), x.detach().numpy())
+    assert np.all(F.dropout(x, 1.0).detach().numpy() == 0)
     with pytest.raises(ValueError, match="probability"):
         nn.Dropout(1.5)
 
@@ -175,9 +175,9 @@ def test_dropout_scales_survivors_and_is_identity_in_eval():
 def test_dropout_is_repeatable_under_manual_seed():
     x = np.ones((10, 10))
     normlab.manual_seed(7)
-    a = F.dropout(x, 0.5).numpy()
+    a = F.dropout(x, 0.5).detach().numpy()
     normlab.manual_seed(7)
-    b = F.dropout(x, 0.5).numpy()
+    b = F.dropout(x, 0.5).detach().numpy()
     np.testing.assert_array_equal(a, b)
 
 
@@ -265,7 +265,7 @@ def test_loss_modules_match_functional(rng):
                  torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), label_smoothing=0.1)(
                      torch.tensor(logits), torch.tensor(target)), np.float64, "CrossEntropyLoss")
     logp = F.log_softmax(logits, dim=1)
-    assert_close(nn.NLLLoss()(logp, target), torch.nn.NLLLoss()(torch.tensor(logp.numpy()), torch.tensor(target)),
+    assert_close(nn.NLLLoss()(logp, target), torch.nn.NLLLoss()(torch.tensor(logp.detach().numpy()), torch.tensor(target)),
                  np.float64, "NLLLoss")
     assert_close(nn.MSELoss(reduction="sum")(logits, logits * 2),
                  torch.nn.MSELoss(reduction="sum")(torch.tensor(logits), torch.tensor(logits * 2)), np.float64, "MSE")

@@ -107,7 +107,7 @@ def test_error_if_nonfinite_raises_and_leaves_grads(bad, norm_type, rng):
     grads = random_grads(rng, np.float64)
     grads[0][1, 2] = bad
     params, torch_params = make_pair(grads, np.float64)
-    before = [None if p.grad is None else p.grad.copy() for p in params]
+    before = [None if p.grad is None else np.array(p.grad) for p in params]
     with pytest.raises(RuntimeError, match=f"The total norm of order {float(norm_type)} .* is non-finite"):
         nn.utils.clip_grad_norm_(params, 1.0, norm_type=norm_type, error_if_nonfinite=True)
     with pytest.raises(RuntimeError, match="non-finite"):
@@ -157,7 +157,7 @@ def test_clipping_acts_in_place():
 ])
 def test_bad_arguments_are_refused_before_any_change(call, error, message, rng):
     params, _ = make_pair(random_grads(rng, np.float64, scale=5.0), np.float64)
-    before = [None if p.grad is None else p.grad.copy() for p in params]
+    before = [None if p.grad is None else np.array(p.grad) for p in params]
     with pytest.raises(error, match=message):
         call(params)
     for p, g in zip(params, before):
@@ -183,7 +183,7 @@ def test_parameters_to_vector_and_back():
     vector = nn.utils.parameters_to_vector(model.parameters())
     reference = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
-    np.testing.assert_array_equal(vector.numpy(), torch.nn.utils.parameters_to_vector(reference.parameters()).detach().numpy())
+    np.testing.assert_array_equal(vector.detach().numpy(), torch.nn.utils.parameters_to_vector(reference.parameters()).detach().numpy())
     new = np.arange(vector.shape[0], dtype=np.float32)
     nn.utils.vector_to_parameters(normlab.tensor(new), model.parameters())
     torch.nn.utils.vector_to_parameters(torch.from_numpy(new), reference.parameters())

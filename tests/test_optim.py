@@ -243,10 +243,10 @@ def test_state_dict_round_trip_continues_identically(name, dtype):
     sequence = _grads_sequence(params, STEPS, dtype)
 
     straight = getattr(optim, name)(params, **MAKERS[name])
-    start = [p.data.copy() for p in params]
+    start = [np.array(p) for p in params]
     for grads in sequence:
         _apply(straight, params, grads)
-    expected = [p.data.copy() for p in params]
+    expected = [np.array(p) for p in params]
 
     for p, value in zip(params, start):
         p.data[...] = value
@@ -421,11 +421,14 @@ def test_bad_gradient_shape_is_refused_before_any_update():
     model, _ = make_models(np.float64)
     params = list(model.parameters())
     opt = optim.SGD(params, lr=0.1, momentum=0.9)
-    before = [p.data.copy() for p in params]
+    before = [np.array(p) for p in params]
     for p in params:
         p.grad = np.ones_like(p.data)
-    params[-1].grad = np.ones(7)
-    with pytest.raises(ValueError, match=r"SGD: expected the gradient of a parameter of shape \(2,\)"):
+    with pytest.raises(RuntimeError, match=r"assigned grad has data of a different size"):
+        params[-1].grad = np.ones(7)  # refused at assignment, as in torch
+    params[-1].data = np.zeros(7)  # the parameter changed shape under its gradient
+    before[-1] = np.zeros(7)
+    with pytest.raises(ValueError, match=r"SGD: expected the gradient of a parameter of shape \(7,\)"):
         opt.step()
     for p, value in zip(params, before):
         np.testing.assert_array_equal(p.data, value)
@@ -449,7 +452,7 @@ def test_parameters_without_grad_are_skipped(name):
     model, _ = make_models(np.float64)
     params = list(model.parameters())
     opt = getattr(optim, name)(params, lr=0.1, weight_decay=0.1)
-    before = [p.data.copy() for p in params]
+    before = [np.array(p) for p in params]
     params[0].grad = np.ones_like(params[0].data)
     opt.step()
     assert not np.array_equal(params[0].data, before[0])
@@ -461,12 +464,12 @@ def test_parameters_without_grad_are_skipped(name):
 def test_updates_are_in_place():
     model, _ = make_models(np.float32)
     params = list(model.parameters())
-    arrays = [p.data for p in params]
+    arrays = [np.asarray(p) for p in params]
     opt = optim.AdamW(params, lr=0.1)
     for p in params:
         p.grad = np.ones_like(p.data)
     opt.step()
-    assert all(p.data is a for p, a in zip(params, arrays))
+    assert all(np.asarray(p) is a for p, a in zip(params, arrays))
     assert all(p.dtype == np.float32 for p in params)
 
 
