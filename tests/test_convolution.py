@@ -1,13 +1,8 @@
-"""conv1d / conv2d and Conv1d / Conv2d against PyTorch (the oracle).
+"""conv1d / conv2d / conv3d and Conv1d / Conv2d / Conv3d against PyTorch (the oracle).
 
-Tolerances used here:
-
-    float64: rtol 1e-10, atol 1e-12  (tighter than the shared table's 1e-9)
-    float32: rtol 2e-5,  atol 2e-5 * rms(torch's result)
-
-The float32 atol is scaled because an element that is the small difference of
-large terms carries the rounding error of those terms, not of itself; the
-scale is the root-mean-square of the reference array (a few summands' worth).
+float64 against torch in float64; float32 against torch in float64 on the
+same values within float32 rounding of the sums involved (see
+``tests/conv_oracle.py``), never against torch's float32.
 """
 from __future__ import annotations
 
@@ -22,53 +17,32 @@ import normlab
 import normlab.nn as nn
 import normlab.nn.functional as F
 from normlab.ops import convolution as conv_ops
-from tests.oracle import numerical_gradient, random_upstream, to_numpy
+from normlab.ops import winograd
+from tests.conv_oracle import compare, compare_modules
+from tests.oracle import numerical_gradient, random_upstream
 
 # torch warns that it copies the input for an even 'same' kernel; that is torch's business, not a failure.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")
 
 DTYPES = [np.float64, np.float32]
 TORCH_DTYPE = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+OURS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+THEIRS = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
 
 
-def assert_matches(actual, expected, dtype, what):
-    a, e = to_numpy(actual), to_numpy(expected)
-    assert a is not None, f"{what}: normlab gave None"
-    assert a.shape == e.shape, f"{what}: shape {a.shape} != torch's {e.shape}"
-    if np.dtype(dtype) == np.float64:
-        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12, err_msg=what)
-    else:
-        scale = float(np.sqrt(np.mean(np.square(e.astype(np.float64))))) if e.size else 1.0
-        np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-5 * max(scale, 1e-3), err_msg=what)
+def check_against_torch(dims, x, w, b, dtype, rng, needs=None, **options):
+    """Output, input, weight and bias gradients of conv{dims}d against torch (random upstream gradient)."""
+    compare(lambda *t: OURS[dims](*t, **options), lambda *t: THEIRS[dims](*t, **options), [x, w, b], dtype, rng,
+            what=f"conv{dims}d {options}", needs=needs)
 
 
-def run_both(dims, x, w, b, dtype, rng, **options):
-    """Forward and backward (random upstream gradient) in normlab and torch; returns both sets of results."""
-    ours_fn, torch_fn = (F.conv1d, TF.conv1d) if dims == 1 else (F.conv2d, TF.conv2d)
-    xn = normlab.tensor(x, requires_grad=True)
-    wn = normlab.tensor(w, requires_grad=True)
-    bn = normlab.tensor(b, requires_grad=True) if b is not None else None
-    y = ours_fn(xn, wn, bn, **options)
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(w, requires_grad=True)
-    bt = torch.tensor(b, requires_grad=True) if b is not None else None
-    yt = torch_fn(xt, wt, bt, **options)
-    g = random_upstream(tuple(yt.shape), dtype, rng)
-    y.backward(g)
-    yt.backward(torch.tensor(g))
-    ours = (y, xn.grad, wn.grad, bn.grad if bn is not None else None)
-    theirs = (yt, xt.grad, wt.grad, bt.grad if bt is not None else None)
-    return ours, theirs
-
-
-def check_against_torch(dims, x, w, b, dtype, rng, **options):
-    ours, theirs = run_both(dims, x, w, b, dtype, rng, **options)
-    for name, a, e in zip(("output", "input grad", "weight grad", "bias grad"), ours, theirs):
-        if e is None:
-            assert a is None, f"{name}: torch has none, normlab has one"
-            continue
-        assert a.dtype == np.dtype(dtype), f"{name}: dtype {a.dtype} != {np.dtype(dtype)}"
-        assert_matches(a, e, dtype, f"{name} ({options})")
+def algorithm(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """The algorithm conv_forward picks for these arguments (to know which path a test covers)."""
+    dims = len(x_shape) - 2
+    pairs = F.convolution.padding_pairs(padding if isinstance(padding, str) else
+                                        ((padding,) * dims if isinstance(padding, int) else padding),
+                                        w_shape[2:], (dilation,) * dims if isinstance(dilation, int) else dilation)
+    return conv_ops._geometry(x_shape, w_shape, stride, pairs, dilation, groups, dims).algorithm
 
 
 # ----------------------------------------------------------------------------
@@ -77,18 +51,25 @@ def check_against_torch(dims, x, w, b, dtype, rng, **options):
 
 @st.composite
 def conv_case(draw, dims):
-    groups_kind = draw(st.sampled_from(["one", "several", "depthwise"]))
+    groups_kind = draw(st.sampled_from(["one", "several", "depthwise", "wide"]))
     if groups_kind == "one":
         groups, in_per_group = 1, draw(st.integers(1, 4))
+    elif groups_kind == "wide":  # enough channels for Winograd when the kernel is 3x3, stride 1, undilated
+        groups, in_per_group = 1, draw(st.integers(8, 10))
     elif groups_kind == "several":
         groups, in_per_group = draw(st.integers(2, 3)), draw(st.integers(1, 3))
     else:
         groups, in_per_group = draw(st.integers(1, 4)), 1
     out_per_group = draw(st.integers(1, 3))
-    kernel = tuple(draw(st.integers(1, 4)) for _ in range(dims))
-    dilation = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    small = dims == 3  # keep 3-d cases small
+    if groups_kind == "wide" and draw(st.booleans()):
+        kernel, dilation, stride_kind = (3,) * dims, (1,) * dims, "one"
+    else:
+        kernel = tuple(draw(st.integers(1, 3 if small else 4)) for _ in range(dims))
+        dilation = tuple(draw(st.integers(1, 2 if small else 3)) for _ in range(dims))
+        stride_kind = draw(st.sampled_from(["one", "any"]))
     padding_kind = draw(st.sampled_from(["int", "tuple", "same", "valid"]))
-    if padding_kind == "same":
+    if padding_kind == "same" or stride_kind == "one":
         stride = (1,) * dims
     else:
         stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
@@ -102,9 +83,9 @@ def conv_case(draw, dims):
         padding, pads = padding_kind, (0,) * dims
     extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     if padding == "same":
-        spatial = tuple(draw(st.integers(1, 9)) for _ in range(dims))
+        spatial = tuple(draw(st.integers(1, 5 if small else 9)) for _ in range(dims))
     else:
-        spatial = tuple(max(1, e - 2 * p) + draw(st.integers(0, 6)) for e, p in zip(extent, pads))
+        spatial = tuple(max(1, e - 2 * p) + draw(st.integers(0, 3 if small else 6)) for e, p in zip(extent, pads))
     batch = draw(st.sampled_from([None, 1, 2, 3]))  # None: unbatched input
     bias = draw(st.booleans())
     dtype = draw(st.sampled_from(DTYPES))
@@ -141,6 +122,56 @@ def test_conv1d_matches_torch(case):
     check_against_torch(1, x, w, b, dtype, rng, **options)
 
 
+@given(conv_case(3))
+@settings(max_examples=25)
+def test_conv3d_matches_torch(case):
+    shape, weight_shape, bias, dtype, seed, options = case
+    rng, x, w, b = _draw_arrays(shape, weight_shape, bias, dtype, seed)
+    check_against_torch(3, x, w, b, dtype, rng, **options)
+
+
+def test_the_sweeps_reach_every_algorithm():
+    """The option sweep above covers each of the four algorithms (checked on cases it draws)."""
+    seen = {algorithm((2, 9, 6, 6), (4, 9, 3, 3), padding=1),               # wide, 3x3: Winograd
+            algorithm((2, 3, 6, 6), (4, 3, 1, 1)),                          # 1x1: pointwise
+            algorithm((2, 3, 6, 6), (6, 1, 3, 2), groups=3),                # depthwise
+            algorithm((2, 3, 6, 6), (4, 3, 3, 3), stride=2)}                # im2col
+    assert seen == {"winograd", "pointwise", "depthwise", "im2col"}
+
+
+# ----------------------------------------------------------------------------
+# Winograd F(2x2, 3x3): odd and even sizes, every padding, blocks within a sample
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size,padding", [((7, 9), 1), ((6, 6), 0), ((5, 4), 2), ((9, 8), (0, 1)), ((3, 3), 1),
+                                          ((8, 11), "same"), ((4, 3), (2, 0))])
+def test_winograd_matches_torch(size, padding, dtype, rng):
+    x = rng.standard_normal((3, 9) + size)
+    w = rng.standard_normal((5, 9, 3, 3)) / 9
+    b = rng.standard_normal(5)
+    assert algorithm(x.shape, w.shape, padding=padding) == "winograd"
+    check_against_torch(2, x, w, b, dtype, rng, padding=padding)
+    check_against_torch(2, x, w, None, dtype, rng, needs=[False, True, False], padding=padding)  # dW alone
+    check_against_torch(2, x, w, b, dtype, rng, needs=[True, False, False], padding=padding)     # dx alone
+
+
+@pytest.mark.parametrize("tiles", [1, 5, 40])
+def test_winograd_blocks_of_every_size_match_torch(tiles, monkeypatch, rng):
+    """One tile per block, part of a tile row, several rows, several samples: all give torch's result."""
+    monkeypatch.setattr(winograd, "_BLOCK_TILES_RANGE", (tiles, tiles))
+    x = rng.standard_normal((3, 8, 11, 13))
+    w = rng.standard_normal((4, 8, 3, 3))
+    check_against_torch(2, x, w, rng.standard_normal(4), np.float64, rng, padding=1)
+
+
+def test_winograd_float32_is_as_accurate_as_float32_rounding_allows(rng):
+    """A 64-channel 3x3 layer: float32 within 16 roundings of the sums of |terms| of the exact result."""
+    x = rng.standard_normal((2, 64, 14, 14))
+    w = rng.standard_normal((32, 64, 3, 3)) / 24
+    check_against_torch(2, x, w, rng.standard_normal(32), np.float32, rng, padding=1)
+
+
 # ----------------------------------------------------------------------------
 # The tiling of the columns: whole samples per GEMM, or one sample cut in row blocks
 # ----------------------------------------------------------------------------
@@ -153,10 +184,14 @@ def test_conv2d_every_tiling_matches_torch(budget, dtype, monkeypatch, rng):
     x = rng.standard_normal((3, 4, 11, 9)).astype(dtype)
     w = rng.standard_normal((6, 2, 3, 2)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
-    tiles = conv_ops._tiles(3, 4 * 3 * 2, 6, 6, np.dtype(dtype).itemsize)
+    tasks = conv_ops._tiles(3, 4 * 3 * 2, 6, 6, np.dtype(dtype).itemsize)
+    tiles = [tile for task in tasks for tile in task]
     covered = sorted((n, row) for start, stop, r0, r1 in tiles for n in range(start, stop) for row in range(r0, r1))
     assert covered == [(n, row) for n in range(3) for row in range(6)]  # every output row exactly once
     assert len(tiles) == {1: 18, 10 ** 6: 1}.get(budget, len(tiles))
+    # A sample's tiles stay in one task, in order (col2im adds their overlapping rows in turn).
+    for task in tasks:
+        assert len({n for start, stop, _, _ in task for n in range(start, stop)}) == (task[0][1] - task[0][0])
     check_against_torch(2, x, w, b, dtype, rng, stride=(2, 2), padding=(1, 2), dilation=(1, 2), groups=2)
 
 
@@ -214,8 +249,52 @@ def test_depthwise_float32_weight_grad_is_accumulated_in_float64(rng):
 def test_non_contiguous_and_plain_array_inputs(rng):
     x = rng.standard_normal((2, 5, 6, 3)).transpose(0, 3, 1, 2)  # (2, 3, 5, 6), not contiguous
     w = rng.standard_normal((4, 3, 2, 2))
-    expected = TF.conv2d(torch.tensor(x), torch.tensor(w), padding=1)
-    assert_matches(F.conv2d(x, w, padding=1), expected, np.float64, "non-contiguous input")
+    expected = TF.conv2d(torch.tensor(x), torch.tensor(w), padding=1).numpy()
+    np.testing.assert_allclose(F.conv2d(x, w, padding=1).numpy(), expected, rtol=1e-12, atol=1e-12)
+    x9 = rng.standard_normal((2, 6, 7, 9)).transpose(0, 3, 1, 2)  # Winograd's path, not contiguous
+    w9 = rng.standard_normal((4, 9, 3, 3))
+    expected = TF.conv2d(torch.tensor(x9), torch.tensor(w9), padding=1).numpy()
+    np.testing.assert_allclose(F.conv2d(x9, w9, padding=1).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,options", [
+    ((2, 9, 6, 6), (4, 9, 3, 3), dict(padding=1)),            # Winograd
+    ((2, 3, 6, 6), (4, 3, 3, 3), dict(stride=2)),             # im2col
+    ((2, 3, 6, 6), (4, 3, 1, 1), {}),                         # pointwise
+    ((2, 3, 6, 6), (3, 1, 3, 3), dict(groups=3, padding=1)),  # depthwise
+], ids=["winograd", "im2col", "pointwise", "depthwise"])
+def test_saved_arrays_are_safe_from_callers(x_shape, w_shape, options, rng):
+    """The op keeps x and the weight by reference: a tracked in-place change is refused at backward;
+    writing into the returned output, or into the gradients handed back, changes nothing the op keeps."""
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    xn, wn = normlab.tensor(x.copy(), requires_grad=True), normlab.tensor(w.copy(), requires_grad=True)
+    y = F.conv2d(xn, wn, **options)
+    g = random_upstream(y.shape, np.float64, rng)
+    g_before = g.copy()
+    np.asarray(y)[...] = 123.0  # the caller scribbles on the output: y is not saved state
+    y.backward(g)
+    np.testing.assert_array_equal(g, g_before)  # backward left the given gradient alone
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    TF.conv2d(xt, wt, **options).backward(torch.tensor(g))
+    np.testing.assert_allclose(np.asarray(xn.grad), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(wn.grad), wt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    # In-place changes of a saved input through normlab are caught (torch's version counters).
+    xn2 = normlab.tensor(x.copy(), requires_grad=True)
+    y2 = F.conv2d(xn2, wn, **options)
+    with normlab.no_grad():
+        xn2.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y2.backward(g)
+
+
+def test_read_only_input_and_weight(rng):
+    x = rng.standard_normal((2, 9, 6, 6))
+    w = rng.standard_normal((4, 9, 3, 3))
+    x.flags.writeable = w.flags.writeable = False
+    check_against_torch(2, x, w, None, np.float64, rng, padding=1)
+    y = F.conv2d(x, w, padding=1)
+    assert y.numpy().flags.writeable
 
 
 def test_empty_batch_gives_empty_output_and_zero_weight_grad(rng):
@@ -238,7 +317,7 @@ def test_only_the_requested_gradients_are_computed(rng):
     wt = torch.tensor(w.detach().numpy(), requires_grad=True)
     TF.conv2d(torch.tensor(x), wt, torch.tensor(b.detach().numpy()), padding=1).backward(torch.tensor(g))
     assert xn.grad is None and b.grad is None
-    assert_matches(w.grad, wt.grad, np.float64, "weight grad")
+    np.testing.assert_allclose(np.asarray(w.grad), wt.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------
@@ -308,15 +387,18 @@ MODULE_CONFIGS = [
 ]
 
 
+MODULES = {1: (nn.Conv1d, torch.nn.Conv1d, 3, (3, 4, 7)), 2: (nn.Conv2d, torch.nn.Conv2d, (3, 2), (3, 4, 7, 6)),
+           3: (nn.Conv3d, torch.nn.Conv3d, (2, 3, 2), (2, 4, 4, 5, 3))}
+
+
 def _module_pair(dims, config, dtype=np.float64):
-    ours_cls, torch_cls = (nn.Conv1d, torch.nn.Conv1d) if dims == 1 else (nn.Conv2d, torch.nn.Conv2d)
-    kernel = 3 if dims == 1 else (3, 2)
+    ours_cls, torch_cls, kernel, _ = MODULES[dims]
     ours = ours_cls(4, 8, kernel, dtype=dtype, **config)
-    theirs = torch_cls(4, 8, kernel, dtype=TORCH_DTYPE[np.dtype(dtype)], **config)
+    theirs = torch_cls(4, 8, kernel, dtype=torch.float64, **config)
     return ours, theirs
 
 
-@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("config", MODULE_CONFIGS, ids=str)
 def test_module_state_dict_repr_and_attributes_match_torch(dims, config):
     ours, theirs = _module_pair(dims, config)
@@ -331,27 +413,13 @@ def test_module_state_dict_repr_and_attributes_match_torch(dims, config):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("config", MODULE_CONFIGS, ids=str)
 def test_module_forward_backward_match_torch(dims, config, dtype, rng):
     ours, theirs = _module_pair(dims, config, dtype)
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
-    shape = (3, 4, 7) if dims == 1 else (3, 4, 7, 6)
-    x = rng.standard_normal(shape).astype(dtype)
-    for batched in (True, False):
-        xi = x if batched else x[0]
-        xn, xt = normlab.tensor(xi, requires_grad=True), torch.tensor(xi, requires_grad=True)
-        ours.zero_grad()
-        theirs.zero_grad()
-        y, yt = ours(xn), theirs(xt)
-        g = random_upstream(tuple(yt.shape), dtype, rng)
-        y.backward(g)
-        yt.backward(torch.tensor(g))
-        assert_matches(y, yt, dtype, "output")
-        assert_matches(xn.grad, xt.grad, dtype, "input grad")
-        assert_matches(ours.weight.grad, theirs.weight.grad, dtype, "weight grad")
-        if theirs.bias is not None:
-            assert_matches(ours.bias.grad, theirs.bias.grad, dtype, "bias grad")
+    x = rng.standard_normal(MODULES[dims][3])
+    compare_modules(ours, theirs, x, dtype, rng)
+    compare_modules(ours, theirs, x[0], dtype, rng)  # unbatched
 
 
 @pytest.mark.parametrize("cls,kernel", [(nn.Conv1d, 5), (nn.Conv2d, (3, 4))])
@@ -450,9 +518,9 @@ def test_module_bad_input_names_the_module_and_leaves_parameters_alone():
         conv(_x(1, 2, 5, 5))
     with pytest.raises(ValueError, match="Conv2d: expected 3D or 4D input"):
         conv(_x(5, 5))
-    with pytest.raises(ValueError, match="Conv2d: padding_mode='reflect' needs padding smaller than the input size"):
+    with pytest.raises(ValueError, match="Conv2d: mode 'reflect' needs each pad smaller than its dimension"):
         conv(_x(1, 3, 1, 5))
-    with pytest.raises(ValueError, match="Conv1d: padding_mode='circular' needs padding at most the input size"):
+    with pytest.raises(ValueError, match="Conv1d: mode 'circular' needs each pad at most its dimension"):
         nn.Conv1d(3, 4, 5, padding=3, padding_mode="circular")(_x(1, 3, 2))
     with pytest.raises(TypeError, match="Conv1d: expected a floating-point input"):
         nn.Conv1d(3, 4, 3)(np.zeros((1, 3, 5), np.int32))

@@ -1,30 +1,45 @@
-"""Convolution (torch's cross-correlation) as im2col + one matrix product on BLAS.
+"""Convolution (torch's cross-correlation) in 1, 2 and 3 dimensions, its transpose, and their gradients.
 
-For one group g, with K = C_g * kH * kW rows of receptive-field taps and
-P = H_out * W_out output positions, im2col copies every window of the input
-into one column of ``cols`` (K, P); the convolution is then a single GEMM,
-``y_g = W_g cols`` with W_g the (O_g, K) reshaped weight. Backward is two
-more GEMMs and the adjoint of im2col (col2im, which adds each column back
-onto the pixels it was read from).
+A convolution is three linear maps, and every layer here is built from them:
 
-Layout: the columns are built tile by tile (see ``_tiles``), so their
-buffer stays bounded however large the batch: a tile is either several whole
-samples, laid out (C * kH * kW, n_b, P) = (groups, K, n_b * P) so that one
-GEMM covers all n_b * P columns (small maps, e.g. 7x7, still give BLAS wide
-matrices), or one sample cut into blocks of output rows (large maps). A 1x1
-kernel with stride 1 and no padding needs no im2col at all, and a depthwise
-convolution (one input channel per group) runs direct loops instead: its
-GEMM would be a K = kH * kW sliver that BLAS cannot speed up.
+    forward       y  = conv(x, W)              (N, C, *in)  -> (N, O, *out)
+    input_grad    dx = conv^T(dy, W)           (N, O, *out) -> (N, C, *in)
+    weight_grad   dW = sum over n, p of dy x   the adjoint in W
 
+``conv_forward`` / ``conv_backward`` use them as written; the transposed
+convolution (``conv_transpose_forward``) is ``input_grad`` run forward, and
+its backward is ``forward`` (for dx) and ``weight_grad`` with x and dy
+swapped (for dW).
+
+Each map picks one of four algorithms:
+
+* Winograd F(2x2, 3x3) (``normlab.ops.winograd``) for a 3x3, stride-1,
+  undilated, ungrouped 2-d kernel on enough channels: 2.25x fewer
+  multiplications than im2col;
+* a plain GEMM for a 1x1 kernel with stride 1 and no padding (the input is
+  its own column matrix);
+* direct loops for a depthwise 2-d convolution (one input channel per
+  group), whose GEMM would have K = kH kW rows: too thin for BLAS;
+* im2col + GEMM for everything else: for one group g, with K = C_g kD kH kW
+  rows of receptive-field taps and P output positions, im2col copies every
+  window of the input into one column of ``cols`` (K, P); the convolution is
+  one GEMM ``y_g = W_g cols`` (W_g the (O_g, K) reshaped weight); input_grad
+  is ``W_g^T dY_g`` followed by col2im (the adjoint of im2col: each entry
+  added back onto the pixel it was read from), weight_grad ``dY_g cols^T``.
+
+All ranks share one 3-d code path: a 1-d input is viewed as (N, C, 1, 1, L)
+and a 2-d one as (N, C, 1, H, W), free reshapes of the same memory.
+
+Tiling and threads: the columns are built tile by tile, so their buffer
+stays cache-sized however large the batch: a tile is several whole samples
+(small maps: one GEMM still gets many columns) or one sample cut into blocks
+of output rows (large maps). Tiles of one sample group form a task; tasks
+run on ``normlab.ops._workers`` (Python workers, one BLAS thread each).
 Padding is never materialised: im2col writes zeros where a tap falls outside
-the input, and col2im skips those taps. Padding is given per side
-(before, after), so torch's asymmetric ``padding="same"`` split costs nothing.
-
-conv1d is conv2d with H = 1 (a free reshape of the same memory).
-
-Gradients: backward recomputes ``cols`` from the saved input instead of
-saving it: the input is kH * kW times smaller than its columns, and rebuilding
-them costs one pass over memory, small next to the GEMMs.
+the input and col2im skips those taps; padding is given per side (before,
+after), so torch's asymmetric ``padding="same"`` split costs nothing.
+Backward recomputes the columns from the saved input rather than saving
+them (they are kD kH kW times larger than the input).
 """
 from __future__ import annotations
 
@@ -33,26 +48,32 @@ import numbers
 import numpy as np
 from numba import njit
 
+from normlab.ops import winograd
+from normlab.ops._workers import run_tasks, threads_for_work
+
 __all__ = [
-    "conv_output_size", "same_padding",
-    "conv2d_forward", "conv2d_backward", "conv1d_forward", "conv1d_backward",
-    "pad_forward", "pad_backward",
+    "conv_output_size", "same_padding", "conv_transpose_output_size",
+    "conv_forward", "conv_backward", "conv_transpose_forward", "conv_transpose_backward",
 ]
 
-# Upper bound on one tile's column buffer. Smaller tiles stay in cache between
-# im2col and the GEMM, larger ones mean fewer, bigger GEMM calls; on 2 shared
-# cores fewer calls won (each multi-threaded GEMM call synchronises OpenBLAS's
-# threads, which a busy machine makes costly): 8 MiB measured best of 0.4-32.
-_COLUMN_BUDGET_BYTES = 8 * 2 ** 20
+# Upper bound on one tile's column buffer: it stays in a core's L2 cache
+# between im2col and the GEMM (2 MiB per core on the project's machines).
+_COLUMN_BUDGET_BYTES = 1 << 20
 
 
 # ----------------------------------------------------------------------------
-# Sizes
+# Sizes and arguments
 # ----------------------------------------------------------------------------
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, dilation: int) -> int:
     """floor((size + pads - dilation * (kernel - 1) - 1) / stride) + 1, torch's rule."""
     return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
+                               output_padding: int) -> int:
+    """(size - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1, torch's rule."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
 def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
@@ -75,18 +96,62 @@ def _as_tuple(value, n: int) -> tuple[int, ...]:
     return (int(value),) * n if isinstance(value, numbers.Integral) else tuple(int(v) for v in value)
 
 
+class _Geometry:
+    """One convolution in its 3-d form: shapes, stride, padding, dilation, groups, and the chosen algorithm.
+
+    ``x_shape`` (N, C, D, H, W) and ``weight_shape`` (O, C / groups, kD, kH, kW)
+    are 5-d; ``padding`` holds (before, after) per spatial dimension.
+    """
+
+    def __init__(self, x_shape, weight_shape, stride, padding, dilation, groups, out_spatial=None) -> None:
+        self.x_shape, self.weight_shape = tuple(x_shape), tuple(weight_shape)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        batch, channels = x_shape[:2]
+        out_channels, group_channels = weight_shape[:2]
+        self.kernel = weight_shape[2:]
+        # out_spatial may be given smaller than the formula's: a transposed convolution's output_padding
+        # can leave positions that no input reaches; the convolution then stops short of them.
+        self.out_spatial = tuple(out_spatial) if out_spatial is not None else tuple(
+            conv_output_size(s, k, st, *p, d) for s, k, st, p, d in
+            zip(x_shape[2:], self.kernel, stride, padding, dilation))
+        self.y_shape = (batch, out_channels) + self.out_spatial
+        self.rows = group_channels * int(np.prod(self.kernel))  # K of one group
+        self.group_out = out_channels // groups
+        # The 2-d algorithms need a depth axis that does nothing (a 1-d or 2-d layer).
+        flat = x_shape[2] == 1 and self.kernel[0] == 1 and stride[0] == 1 and padding[0] == (0, 0) \
+            and self.out_spatial[0] == 1
+        if self.kernel == (1, 1, 1) and stride == (1, 1, 1) and all(p == (0, 0) for p in padding) \
+                and self.out_spatial == self.x_shape[2:]:
+            self.algorithm = "pointwise"
+        elif flat and groups > 1 and groups == channels:
+            self.algorithm = "depthwise"
+        elif flat and winograd.winograd_applies(channels, self.kernel[1:], stride[1:], dilation[1:], groups) \
+                and self.out_spatial[1:] == tuple(conv_output_size(s, 3, 1, *p, 1) for s, p in
+                                                  zip(x_shape[3:], padding[1:])):
+            self.algorithm = "winograd"
+        else:
+            self.algorithm = "im2col"
+
+    @property
+    def kernel_args(self) -> tuple:
+        """(kD, kH, kW, strides, front/top/left pads, dilations, H_out, W_out): the compiled kernels' geometry."""
+        (pd, _), (ph, _), (pw, _) = self.padding
+        return (*self.kernel, *self.stride, pd, ph, pw, *self.dilation, self.out_spatial[1], self.out_spatial[2])
+
+    def weight_2d(self, weight):
+        """The (kH, kW) 2-d weight of a depthwise or Winograd layer (kD = 1)."""
+        return weight[:, :, 0]
+
+    def padding_2d(self):
+        return self.padding[1:]
+
+
 # ----------------------------------------------------------------------------
-# Compiled kernels (compiled lazily on first call, cached on disk)
-#
-# They are serial on purpose. The GEMMs between them run on OpenBLAS's own
-# threads, which keep spinning for a while after each call; an OpenMP-parallel
-# Numba kernel started in that window fights them for the cores (measured on 2
-# cores: im2col 6x slower, the whole forward 2x slower than with serial
-# kernels). The kernels work on cache-sized tiles, so a serial pass is cheap
-# next to the GEMM that follows it.
+# Compiled kernels (lazily compiled, cached on disk; serial and nogil: the
+# workers of normlab.ops._workers run them side by side)
 # ----------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _valid_range(out_size, stride, offset, size):
     """Output positions o in [lo, hi) whose tap i = o * stride + offset lies inside [0, size)."""
     lo = 0
@@ -102,91 +167,87 @@ def _valid_range(out_size, stride, offset, size):
     return lo, hi
 
 
-@njit(cache=True)
-def _im2col(x, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
-            dilation_h, dilation_w, out_w, cols):
-    """cols[(c, ki, kj), b, (oh - row_start, ow)] = x[b, c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw], 0 outside.
+@njit(cache=True, nogil=True)
+def _im2col(x, row_start, row_stop, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w,
+            pad_front, pad_top, pad_left, dilation_d, dilation_h, dilation_w, out_h, out_w, cols):
+    """cols[(c, a, i, j), b, (r - row_start, ow)] = x[b, c, od*sd - pf + a*dd, oh*sh - pt + i*dh, ow*sw - pl + j*dw].
 
-    Output rows oh in [row_start, row_stop) of every sample b in ``x``.
+    Zero where the tap falls in the padding. An output row r in [row_start,
+    row_stop) is (od, oh) = divmod(r, out_h), for every sample b in ``x``.
     """
-    batch, channels, height, width = x.shape
+    batch, channels, depth, height, width = x.shape
     rows, tile_batch, columns = cols.shape
-    x_flat = x.reshape(-1)
-    cols_flat = cols.reshape(-1)
     for c in range(channels):
-        for ki in range(kernel_h):
-            offset_h = ki * dilation_h - pad_top
-            for kj in range(kernel_w):
-                row = (c * kernel_h + ki) * kernel_w + kj
-                offset_w = kj * dilation_w - pad_left
-                ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
-                for b in range(batch):
-                    row_base = (row * tile_batch + b) * columns
-                    plane = (b * channels + c) * height
-                    for oh in range(row_start, row_stop):
-                        start = row_base + (oh - row_start) * out_w
-                        # Loops index views from 0 with a range variable: Numba then knows the
-                        # index is non-negative, drops its wraparound test and LLVM vectorises.
-                        dest = cols_flat[start:start + out_w]
-                        ih = oh * stride_h + offset_h
-                        if ih < 0 or ih >= height:  # the whole run reads padding
-                            for t in range(out_w):
+        for a in range(kernel_d):
+            for i in range(kernel_h):
+                for j in range(kernel_w):
+                    row = ((c * kernel_d + a) * kernel_h + i) * kernel_w + j
+                    offset_w = j * dilation_w - pad_left
+                    ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
+                    for b in range(batch):
+                        dest_rows = cols[row, b]
+                        for r in range(row_start, row_stop):
+                            od, oh = r // out_h, r % out_h
+                            # A view indexed from 0 with a range variable: Numba then knows the
+                            # index is non-negative, drops its wraparound test and LLVM vectorises.
+                            dest = dest_rows[(r - row_start) * out_w:(r - row_start + 1) * out_w]
+                            id_ = od * stride_d + a * dilation_d - pad_front
+                            ih = oh * stride_h + i * dilation_h - pad_top
+                            if id_ < 0 or id_ >= depth or ih < 0 or ih >= height:  # the whole run reads padding
+                                for t in range(out_w):
+                                    dest[t] = 0
+                                continue
+                            src_row = x[b, c, id_, ih]
+                            for t in range(ow_lo):
                                 dest[t] = 0
-                            continue
-                        src_start = (plane + ih) * width + offset_w
-                        for t in range(ow_lo):
-                            dest[t] = 0
-                        if stride_w == 1:
-                            src = x_flat[src_start + ow_lo:src_start + ow_hi]
-                            for t in range(ow_hi - ow_lo):
-                                dest[ow_lo + t] = src[t]
-                        else:
-                            for t in range(ow_lo, ow_hi):
-                                dest[t] = x_flat[src_start + t * stride_w]
-                        for t in range(ow_hi, out_w):
-                            dest[t] = 0
+                            if stride_w == 1:
+                                src = src_row[ow_lo + offset_w:ow_hi + offset_w]
+                                for t in range(ow_hi - ow_lo):
+                                    dest[ow_lo + t] = src[t]
+                            else:
+                                for t in range(ow_lo, ow_hi):
+                                    dest[t] = src_row[t * stride_w + offset_w]
+                            for t in range(ow_hi, out_w):
+                                dest[t] = 0
 
 
-@njit(cache=True)
-def _col2im(dcols, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
-            dilation_h, dilation_w, out_w, dx):
-    """The adjoint of ``_im2col``: dx[b, c, ih, iw] += dcols[(c, ki, kj), b, (oh - row_start, ow)] over in-range taps.
+@njit(cache=True, nogil=True)
+def _col2im(dcols, row_start, row_stop, kernel_d, kernel_h, kernel_w, stride_d, stride_h, stride_w,
+            pad_front, pad_top, pad_left, dilation_d, dilation_h, dilation_w, out_h, out_w, dx):
+    """The adjoint of ``_im2col``: dx[b, c, id, ih, iw] += dcols[(c, a, i, j), b, (r - row_start, ow)] over in-range taps.
 
     The first tile of a sample (row_start == 0) first zeroes its planes; later
     tiles of the same sample add onto them (their input rows overlap).
     """
-    batch, channels, height, width = dx.shape
-    rows, tile_batch, columns = dcols.shape
-    dcols_flat = dcols.reshape(-1)
-    dx_flat = dx.reshape(-1)
+    batch, channels, depth, height, width = dx.shape
     if row_start == 0:
-        dx_flat[:] = 0
+        dx[...] = 0
     for c in range(channels):
-        for ki in range(kernel_h):
-            offset_h = ki * dilation_h - pad_top
-            for kj in range(kernel_w):
-                row = (c * kernel_h + ki) * kernel_w + kj
-                offset_w = kj * dilation_w - pad_left
-                ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
-                run = ow_hi - ow_lo
-                for b in range(batch):
-                    row_base = (row * tile_batch + b) * columns
-                    plane = (b * channels + c) * height
-                    for oh in range(row_start, row_stop):
-                        ih = oh * stride_h + offset_h
-                        if ih < 0 or ih >= height:  # these taps read padding: no gradient to give back
-                            continue
-                        src_start = row_base + (oh - row_start) * out_w + ow_lo
-                        dest_start = (plane + ih) * width + offset_w + ow_lo * stride_w
-                        if stride_w == 1:
-                            # Views indexed from 0 (see _im2col): this add vectorises, 4x faster.
-                            dest = dx_flat[dest_start:dest_start + run]
-                            src = dcols_flat[src_start:src_start + run]
-                            for t in range(run):
-                                dest[t] += src[t]
-                        else:
-                            for t in range(run):
-                                dx_flat[dest_start + t * stride_w] += dcols_flat[src_start + t]
+        for a in range(kernel_d):
+            for i in range(kernel_h):
+                for j in range(kernel_w):
+                    row = ((c * kernel_d + a) * kernel_h + i) * kernel_w + j
+                    offset_w = j * dilation_w - pad_left
+                    ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
+                    run = ow_hi - ow_lo
+                    for b in range(batch):
+                        src_rows = dcols[row, b]
+                        for r in range(row_start, row_stop):
+                            od, oh = r // out_h, r % out_h
+                            id_ = od * stride_d + a * dilation_d - pad_front
+                            ih = oh * stride_h + i * dilation_h - pad_top
+                            if id_ < 0 or id_ >= depth or ih < 0 or ih >= height:
+                                continue  # these taps read padding: no gradient to give back
+                            src = src_rows[(r - row_start) * out_w + ow_lo:(r - row_start) * out_w + ow_hi]
+                            dest_row = dx[b, c, id_, ih]
+                            if stride_w == 1:
+                                # Views indexed from 0 (see _im2col): this add vectorises, 4x faster.
+                                dest = dest_row[ow_lo + offset_w:ow_hi + offset_w]
+                                for t in range(run):
+                                    dest[t] += src[t]
+                            else:
+                                for t in range(run):
+                                    dest_row[(ow_lo + t) * stride_w + offset_w] += src[t]
 
 
 # Depthwise (one input channel per group): the GEMM would have K = kH * kW and
@@ -194,19 +255,17 @@ def _col2im(dcols, row_start, row_stop, kernel_h, kernel_w, stride_h, stride_w, 
 # same sums without the columns. Output channel o reads input channel
 # o // multiplier (multiplier = O / C, torch's "depth multiplier").
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _depthwise_forward(x, weight, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, y):
     """y[b, o, oh, ow] = sum over ki, kj of W[o, 0, ki, kj] x[b, o // m, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw]."""
     batch, channels, height, width = x.shape
     _, out_channels, out_h, out_w = y.shape
     _, _, kernel_h, kernel_w = weight.shape
     multiplier = out_channels // channels
-    x_flat, y_flat, w_flat = x.reshape(-1), y.reshape(-1), weight.reshape(-1)
-    y_flat[:] = 0
+    y[...] = 0
     for b in range(batch):
         for o in range(out_channels):
-            plane_in = (b * channels + o // multiplier) * height
-            plane_out = (b * out_channels + o) * out_h
+            plane_in, plane_out = x[b, o // multiplier], y[b, o]
             for ki in range(kernel_h):
                 offset_h = ki * dilation_h - pad_top
                 oh_lo, oh_hi = _valid_range(out_h, stride_h, offset_h, height)
@@ -214,33 +273,30 @@ def _depthwise_forward(x, weight, stride_h, stride_w, pad_top, pad_left, dilatio
                     offset_w = kj * dilation_w - pad_left
                     ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
                     run = ow_hi - ow_lo
-                    tap = w_flat[(o * kernel_h + ki) * kernel_w + kj]
+                    tap = weight[o, 0, ki, kj]
                     for oh in range(oh_lo, oh_hi):
-                        out_start = (plane_out + oh) * out_w + ow_lo
-                        in_start = (plane_in + oh * stride_h + offset_h) * width + offset_w + ow_lo * stride_w
-                        dest = y_flat[out_start:out_start + run]
+                        dest = plane_out[oh, ow_lo:ow_hi]
+                        src_row = plane_in[oh * stride_h + offset_h]
                         if stride_w == 1:
-                            src = x_flat[in_start:in_start + run]
+                            src = src_row[ow_lo + offset_w:ow_hi + offset_w]
                             for t in range(run):
                                 dest[t] += tap * src[t]
                         else:
                             for t in range(run):
-                                dest[t] += tap * x_flat[in_start + t * stride_w]
+                                dest[t] += tap * src_row[(ow_lo + t) * stride_w + offset_w]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _depthwise_input_grad(dy, weight, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, dx):
     """dx[b, c, ih, iw] = sum over taps reading (ih, iw) of W[o, 0, ki, kj] dY[b, o, oh, ow] (the adjoint of the forward)."""
     batch, channels, height, width = dx.shape
     _, out_channels, out_h, out_w = dy.shape
     _, _, kernel_h, kernel_w = weight.shape
     multiplier = out_channels // channels
-    dx_flat, dy_flat, w_flat = dx.reshape(-1), dy.reshape(-1), weight.reshape(-1)
-    dx_flat[:] = 0
+    dx[...] = 0
     for b in range(batch):
         for o in range(out_channels):
-            plane_in = (b * channels + o // multiplier) * height
-            plane_out = (b * out_channels + o) * out_h
+            plane_in, plane_out = dx[b, o // multiplier], dy[b, o]
             for ki in range(kernel_h):
                 offset_h = ki * dilation_h - pad_top
                 oh_lo, oh_hi = _valid_range(out_h, stride_h, offset_h, height)
@@ -248,35 +304,31 @@ def _depthwise_input_grad(dy, weight, stride_h, stride_w, pad_top, pad_left, dil
                     offset_w = kj * dilation_w - pad_left
                     ow_lo, ow_hi = _valid_range(out_w, stride_w, offset_w, width)
                     run = ow_hi - ow_lo
-                    tap = w_flat[(o * kernel_h + ki) * kernel_w + kj]
+                    tap = weight[o, 0, ki, kj]
                     for oh in range(oh_lo, oh_hi):
-                        out_start = (plane_out + oh) * out_w + ow_lo
-                        in_start = (plane_in + oh * stride_h + offset_h) * width + offset_w + ow_lo * stride_w
-                        src = dy_flat[out_start:out_start + run]
+                        src = plane_out[oh, ow_lo:ow_hi]
+                        dest_row = plane_in[oh * stride_h + offset_h]
                         if stride_w == 1:
-                            dest = dx_flat[in_start:in_start + run]
+                            dest = dest_row[ow_lo + offset_w:ow_hi + offset_w]
                             for t in range(run):
                                 dest[t] += tap * src[t]
                         else:
                             for t in range(run):
-                                dx_flat[in_start + t * stride_w] += tap * src[t]
+                                dest_row[(ow_lo + t) * stride_w + offset_w] += tap * src[t]
 
 
 # reassoc lets LLVM split the dot product into vector lanes (a different but
 # equally valid summation order); nothing else of fast-math is allowed.
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def _depthwise_weight_grad(dy, x, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, dweight):
-    """dW[o, 0, ki, kj] = sum over b, oh, ow of dY[b, o, oh, ow] x[b, o // m, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw]."""
+    """dW[o, 0, ki, kj] += sum over b, oh, ow of dY[b, o, oh, ow] x[b, o // m, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw]."""
     batch, channels, height, width = x.shape
     _, out_channels, out_h, out_w = dy.shape
     _, _, kernel_h, kernel_w = dweight.shape
     multiplier = out_channels // channels
-    x_flat, dy_flat, dw_flat = x.reshape(-1), dy.reshape(-1), dweight.reshape(-1)
-    dw_flat[:] = 0
     for b in range(batch):
         for o in range(out_channels):
-            plane_in = (b * channels + o // multiplier) * height
-            plane_out = (b * out_channels + o) * out_h
+            plane_in, plane_out = x[b, o // multiplier], dy[b, o]
             for ki in range(kernel_h):
                 offset_h = ki * dilation_h - pad_top
                 oh_lo, oh_hi = _valid_range(out_h, stride_h, offset_h, height)
@@ -286,252 +338,371 @@ def _depthwise_weight_grad(dy, x, stride_h, stride_w, pad_top, pad_left, dilatio
                     run = ow_hi - ow_lo
                     total = 0.0  # float64 even for float32 input: these sums run over N * P terms
                     for oh in range(oh_lo, oh_hi):
-                        out_start = (plane_out + oh) * out_w + ow_lo
-                        in_start = (plane_in + oh * stride_h + offset_h) * width + offset_w + ow_lo * stride_w
-                        grad = dy_flat[out_start:out_start + run]
+                        grad = plane_out[oh, ow_lo:ow_hi]
+                        src_row = plane_in[oh * stride_h + offset_h]
                         if stride_w == 1:
-                            src = x_flat[in_start:in_start + run]
+                            src = src_row[ow_lo + offset_w:ow_hi + offset_w]
                             for t in range(run):
                                 total += grad[t] * src[t]
                         else:
                             for t in range(run):
-                                total += grad[t] * x_flat[in_start + t * stride_w]
-                    dw_flat[(o * kernel_h + ki) * kernel_w + kj] += total
+                                total += grad[t] * src_row[(ow_lo + t) * stride_w + offset_w]
+                    dweight[o, 0, ki, kj] += total
 
 
 # ----------------------------------------------------------------------------
-# conv2d
+# Tiles and tasks
 # ----------------------------------------------------------------------------
 
-def _tiles(batch: int, rows: int, out_h: int, out_w: int, itemsize: int):
-    """(first sample, stop sample, first output row, stop output row) of each tile.
+def _tiles(batch: int, rows: int, out_rows: int, out_w: int, itemsize: int):
+    """Tasks, each a list of tiles (first sample, stop sample, first output row, stop output row).
 
-    A tile's columns (rows x tile positions) fit ``_COLUMN_BUDGET_BYTES``: several
-    whole samples when one sample's columns are small (7x7 maps: the GEMM still
-    gets many columns), else one sample cut into blocks of output rows.
+    A tile's columns (rows x positions) fit ``_COLUMN_BUDGET_BYTES``: several
+    whole samples when one sample's columns are small (7x7 maps: the GEMM
+    still gets many columns), else one sample cut into blocks of output rows
+    (an output row is one (od, oh) pair). The tiles of one sample stay in one
+    task, in order: col2im adds their overlapping input rows one after another.
     """
     row_bytes = max(rows * out_w * itemsize, 1)
-    sample_bytes = row_bytes * out_h
+    sample_bytes = row_bytes * out_rows
     if sample_bytes <= _COLUMN_BUDGET_BYTES:
         step = max(1, _COLUMN_BUDGET_BYTES // max(sample_bytes, 1))
-        return [(n, min(n + step, batch), 0, out_h) for n in range(0, batch, step)]
+        return [[(n, min(n + step, batch), 0, out_rows)] for n in range(0, batch, step)]
     block = max(1, _COLUMN_BUDGET_BYTES // row_bytes)
-    return [(n, n + 1, r, min(r + block, out_h)) for n in range(batch) for r in range(0, out_h, block)]
+    return [[(n, n + 1, r, min(r + block, out_rows)) for r in range(0, out_rows, block)] for n in range(batch)]
 
 
-def _geometry(stride, padding, dilation) -> tuple[int, ...]:
-    """The kernels' (stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w); bottom/right pads only size the output."""
-    return stride[0], stride[1], padding[0][0], padding[1][0], dilation[0], dilation[1]
+def _sample_tasks(batch: int, per_task: int = 1):
+    """Tasks of ``per_task`` whole samples each: (first, stop) pairs."""
+    return [(n, min(n + per_task, batch)) for n in range(0, batch, per_task)]
 
 
-def _is_pointwise(kernel_h, kernel_w, stride, padding, dilation) -> bool:
-    """A 1x1 kernel with stride 1 and no padding: the columns are the input itself (no im2col)."""
-    return kernel_h == kernel_w == 1 and stride == (1, 1) and padding == ((0, 0), (0, 0))
+def _im2col_plan(geo: _Geometry, itemsize: int):
+    """Tasks of tiles, and one column buffer's size (elements) for the largest tile."""
+    out_d, out_h, out_w = geo.out_spatial
+    rows = geo.rows * geo.groups
+    tasks = _tiles(geo.x_shape[0], rows, out_d * out_h, out_w, itemsize)
+    most = max(((n1 - n0) * (r1 - r0) * out_w for task in tasks for n0, n1, r0, r1 in task), default=0)
+    return tasks, rows * most
 
 
-def _is_depthwise(channels: int, groups: int) -> bool:
-    """One input channel per group: the direct depthwise loops beat a K = kH * kW GEMM."""
-    return groups > 1 and groups == channels
+def _dy_tile(dy_g, n0, n1, r0, r1, out_w):
+    """dY of a tile in the columns' layout (groups, O_g, n_b * T): a view for one sample, else a copy."""
+    if n1 - n0 == 1:
+        return dy_g[n0, :, :, r0 * out_w:r1 * out_w]  # a strided view, no copy
+    groups, group_out = dy_g.shape[1:3]
+    return np.ascontiguousarray(dy_g[n0:n1].transpose(1, 2, 0, 3)).reshape(groups, group_out, -1)
 
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """y[n, o] = sum over c in o's group, ki, kj of W[o, c, ki, kj] x_pad[n, c, oh*s + ki*d, ow*s + kj*d] + b[o].
+def _total(partials):
+    """The workers' partial sums, added (into the first)."""
+    result = partials[0]
+    for partial in partials[1:]:
+        result += partial
+    return result
 
-    Shapes: x (N, C, H, W), weight (O, C / groups, kH, kW), bias (O,) or None
-    -> y (N, O, H_out, W_out). ``padding`` is an int, (pH, pW), or
-    ((top, bottom), (left, right)). Arguments are assumed valid (the
-    functional layer checks them).
-    """
-    x = np.ascontiguousarray(x)
-    weight = np.ascontiguousarray(weight, dtype=x.dtype)
-    stride, dilation = _as_tuple(stride, 2), _as_tuple(dilation, 2)
-    padding = _as_pairs(padding, 2)
-    batch, channels, height, width = x.shape
-    out_channels, _, kernel_h, kernel_w = weight.shape
-    out_h = conv_output_size(height, kernel_h, stride[0], *padding[0], dilation[0])
-    out_w = conv_output_size(width, kernel_w, stride[1], *padding[1], dilation[1])
-    positions = out_h * out_w
-    group_out = out_channels // groups
-    rows = channels * kernel_h * kernel_w  # all groups' K rows, stacked group by group
-    group_rows = rows // groups
-    weight_g = weight.reshape(groups, group_out, group_rows)
-    y = np.empty((batch, out_channels, out_h, out_w), dtype=x.dtype)
-    y_g = y.reshape(batch, groups, group_out, positions)
+
+def _work(geo: _Geometry) -> int:
+    """Elements a call moves, for the serial/parallel choice: input plus output."""
+    return int(np.prod(geo.x_shape)) + int(np.prod(geo.y_shape))
+
+
+# ----------------------------------------------------------------------------
+# The three maps, each by algorithm
+# ----------------------------------------------------------------------------
+
+def _forward(x, weight, bias, geo: _Geometry):
+    """y = conv(x, W) + b for 5-d x and weight (see the module docstring)."""
+    batch, channels = geo.x_shape[:2]
+    groups, group_out, rows = geo.groups, geo.group_out, geo.rows
+    positions = int(np.prod(geo.out_spatial))
+    if geo.algorithm == "winograd":
+        u = winograd.weight_transform(geo.weight_2d(weight))
+        return winograd.conv2d_3x3_forward(x[:, :, 0], u, bias, geo.padding_2d()).reshape(geo.y_shape)
+    y = np.empty(geo.y_shape, dtype=x.dtype)
     bias_g = None if bias is None else np.asarray(bias, dtype=x.dtype).reshape(groups, group_out, 1)
-    if _is_pointwise(kernel_h, kernel_w, stride, padding, dilation):
-        # (groups, O_g, C_g) @ (N, groups, C_g, P): one GEMM per sample and group, written in place.
-        np.matmul(weight_g, x.reshape(batch, groups, group_rows, positions), out=y_g)
-        if bias_g is not None:
-            y_g += bias_g
-    elif _is_depthwise(channels, groups):
-        _depthwise_forward(x, weight, *_geometry(stride, padding, dilation), y)
-        if bias_g is not None:
-            y_g += bias_g
-    else:
-        geometry = (kernel_h, kernel_w, *_geometry(stride, padding, dilation), out_w)
-        tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
-        buffer = np.empty(max((rows * (stop - start) * (r1 - r0) * out_w for start, stop, r0, r1 in tiles),
-                              default=0), dtype=x.dtype)
-        for start, stop, row_start, row_stop in tiles:  # a loop over a few large tiles, not over pixels
-            nb, columns = stop - start, (row_stop - row_start) * out_w
-            cols = buffer[: rows * nb * columns].reshape(groups, group_rows, nb * columns)
-            _im2col(x[start:stop], row_start, row_stop, *geometry, cols.reshape(rows, nb, columns))
+    weight_g = weight.reshape(groups, group_out, rows)
+    y_g = y.reshape(batch, groups, group_out, positions)
+    if geo.algorithm == "pointwise":
+        x_g = x.reshape(batch, groups, rows, positions)
+
+        def run(task, _):
+            n0, n1 = task
+            # (groups, O_g, C_g) @ (n, groups, C_g, P): one GEMM per sample and group, written in place.
+            np.matmul(weight_g, x_g[n0:n1], out=y_g[n0:n1])
+            if bias_g is not None:
+                y_g[n0:n1] += bias_g
+
+        tasks = _sample_tasks(batch, max(1, (1 << 18) // max(channels * positions, 1)))
+        run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)), None)
+        return y
+    if geo.algorithm == "depthwise":
+        stride, (pt, pl), dilation = geo.stride[1:], (geo.padding[1][0], geo.padding[2][0]), geo.dilation[1:]
+        x4, w4, y4 = x[:, :, 0], geo.weight_2d(weight), y[:, :, 0]
+
+        def run(task, _):
+            n0, n1 = task
+            _depthwise_forward(x4[n0:n1], w4, *stride, pt, pl, *dilation, y4[n0:n1])
+            if bias_g is not None:
+                y_g[n0:n1] += bias_g
+
+        tasks = _sample_tasks(batch)
+        run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)), None)
+        return y
+    tasks, buffer_size = _im2col_plan(geo, x.itemsize)
+    out_w = geo.out_spatial[2]
+
+    def run(task, buffer):
+        for n0, n1, r0, r1 in task:  # a loop over a few large tiles, not over pixels
+            nb, columns = n1 - n0, (r1 - r0) * out_w
+            cols = buffer[: groups * rows * nb * columns].reshape(groups, rows, nb * columns)
+            _im2col(x[n0:n1], r0, r1, *geo.kernel_args, cols.reshape(groups * rows, nb, columns))
             if nb == 1:
-                # (groups, O_g, K) @ (groups, K, T) straight into y's rows [row_start, row_stop).
-                y_tile = y_g[start, :, :, row_start * out_w: row_stop * out_w]
+                # (groups, O_g, K) @ (groups, K, T) straight into y's rows [r0, r1).
+                y_tile = y_g[n0, :, :, r0 * out_w:r1 * out_w]
                 np.matmul(weight_g, cols, out=y_tile)
             else:
                 # Several whole samples share one GEMM; their outputs come back sample-major.
                 product = np.matmul(weight_g, cols)
-                y_tile = y_g[start:stop]
+                y_tile = y_g[n0:n1]
                 y_tile[...] = product.reshape(groups, group_out, nb, positions).transpose(2, 0, 1, 3)
             if bias_g is not None:  # added while the tile is still in cache
                 y_tile += bias_g
-    saved = (x, weight, bias is not None, stride, padding, dilation, groups)
-    return y, saved
+
+    run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)),
+              lambda: np.empty(buffer_size, dtype=x.dtype))
+    return y
 
 
-def conv2d_backward(dy, saved, needs=(True, True, True)):
-    """Gradients (dx, dweight, dbias) of ``conv2d_forward``; None where ``needs`` says no.
+def _input_grad(dy, weight, geo: _Geometry):
+    """dx = conv^T(dY, W): the adjoint of ``_forward`` in x, for 5-d dy and weight."""
+    batch = geo.x_shape[0]
+    groups, group_out, rows = geo.groups, geo.group_out, geo.rows
+    positions = int(np.prod(geo.out_spatial))
+    if geo.algorithm == "winograd":
+        u = winograd.weight_transform(geo.weight_2d(weight))
+        dx4, _ = winograd.conv2d_3x3_backward(dy[:, :, 0], None, u, geo.padding_2d(), True, False,
+                                              x_shape=geo.x_shape[:2] + geo.x_shape[3:])
+        return dx4.reshape(geo.x_shape)
+    dx = np.empty(geo.x_shape, dtype=dy.dtype)
+    weight_t = weight.reshape(groups, group_out, rows).transpose(0, 2, 1)
+    dy_g = dy.reshape(batch, groups, group_out, positions)
+    if geo.algorithm == "pointwise":
+        dx_g = dx.reshape(batch, groups, rows, positions)
+
+        def run(task, _):
+            n0, n1 = task
+            # y[n] = W x[n]  =>  dx[n] = W^T dY[n].
+            np.matmul(weight_t, dy_g[n0:n1], out=dx_g[n0:n1])
+
+        tasks = _sample_tasks(batch, max(1, (1 << 18) // max(geo.x_shape[1] * positions, 1)))
+        run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)), None)
+        return dx
+    if geo.algorithm == "depthwise":
+        stride, (pt, pl), dilation = geo.stride[1:], (geo.padding[1][0], geo.padding[2][0]), geo.dilation[1:]
+        dy4, w4, dx4 = dy[:, :, 0], geo.weight_2d(weight), dx[:, :, 0]
+
+        def run(task, _):
+            n0, n1 = task
+            # y = sum over taps of W_tap x_shifted  =>  dx = sum over taps of W_tap dY shifted back.
+            _depthwise_input_grad(dy4[n0:n1], w4, *stride, pt, pl, *dilation, dx4[n0:n1])
+
+        tasks = _sample_tasks(batch)
+        run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)), None)
+        return dx
+    tasks, buffer_size = _im2col_plan(geo, dy.itemsize)
+    out_w = geo.out_spatial[2]
+
+    def run(task, buffer):
+        for n0, n1, r0, r1 in task:
+            nb, columns = n1 - n0, (r1 - r0) * out_w
+            dcols = buffer[: groups * rows * nb * columns].reshape(groups, rows, nb * columns)
+            dy_tile = _dy_tile(dy_g, n0, n1, r0, r1, out_w)
+            # y_g = W_g cols  =>  dcols = W_g^T dY_g. Each column entry is a copy of one input
+            # pixel (or of padding), so dx = col2im(dcols): every entry added back onto the
+            # pixel it was read from, padding taps dropped.
+            if group_out == 1:
+                # One output per group: W_g^T dY_g is an outer product, which a broadcast
+                # multiply writes at memory speed where a K=1 GEMM crawls.
+                np.multiply(weight_t, dy_tile, out=dcols)
+            else:
+                np.matmul(weight_t, dy_tile, out=dcols)
+            _col2im(dcols.reshape(groups * rows, nb, columns), r0, r1, *geo.kernel_args, dx[n0:n1])
+
+    run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)),
+              lambda: np.empty(buffer_size, dtype=dy.dtype))
+    return dx
+
+
+def _weight_grad(dy, x, geo: _Geometry):
+    """dW = sum over samples and positions of dY x^T (through the columns), for 5-d dy and x."""
+    batch = geo.x_shape[0]
+    groups, group_out, rows = geo.groups, geo.group_out, geo.rows
+    positions = int(np.prod(geo.out_spatial))
+    weight_shape = geo.weight_shape
+    if geo.algorithm == "winograd":
+        _, dweight = winograd.conv2d_3x3_backward(dy[:, :, 0], x[:, :, 0], None, geo.padding_2d(), False, True)
+        return dweight.reshape(weight_shape)
+    dy_g = dy.reshape(batch, groups, group_out, positions)
+
+    if geo.algorithm == "pointwise":
+        x_g = x.reshape(batch, groups, rows, positions)
+
+        def run(task, dweight_g):
+            n0, n1 = task
+            # y[n] = W x[n]  =>  dW = sum over n of dY[n] x[n]^T.
+            dweight_g += np.matmul(dy_g[n0:n1], x_g[n0:n1].transpose(0, 1, 3, 2)).sum(axis=0)
+
+        tasks = _sample_tasks(batch, max(1, (1 << 18) // max(geo.x_shape[1] * positions, 1)))
+        states = run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)),
+                           lambda: np.zeros((groups, group_out, rows), dtype=dy.dtype))
+        return _total(states).reshape(weight_shape)
+    if geo.algorithm == "depthwise":
+        stride, (pt, pl), dilation = geo.stride[1:], (geo.padding[1][0], geo.padding[2][0]), geo.dilation[1:]
+        dy4, x4 = dy[:, :, 0], x[:, :, 0]
+        shape_2d = weight_shape[:2] + weight_shape[3:]
+
+        def run(task, dweight):
+            n0, n1 = task
+            # y = sum over taps of W_tap x_shifted  =>  dW_tap = sum over b, p of dY x_shifted.
+            _depthwise_weight_grad(dy4[n0:n1], x4[n0:n1], *stride, pt, pl, *dilation, dweight)
+
+        tasks = _sample_tasks(batch)
+        states = run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)),
+                           lambda: np.zeros(shape_2d, dtype=dy.dtype))
+        return _total(states).reshape(weight_shape)
+    tasks, buffer_size = _im2col_plan(geo, x.itemsize)
+    out_w = geo.out_spatial[2]
+
+    def run(task, state):
+        buffer, dweight_g = state
+        for n0, n1, r0, r1 in task:
+            nb, columns = n1 - n0, (r1 - r0) * out_w
+            cols = buffer[: groups * rows * nb * columns].reshape(groups, rows, nb * columns)
+            _im2col(x[n0:n1], r0, r1, *geo.kernel_args, cols.reshape(groups * rows, nb, columns))
+            # y_g = W_g cols  =>  dW_g = sum over columns p of dY_g[:, p] cols[:, p]^T = dY_g cols^T,
+            # one GEMM per group and tile, summed over tiles.
+            dweight_g += np.matmul(_dy_tile(dy_g, n0, n1, r0, r1, out_w), cols.transpose(0, 2, 1))
+
+    states = run_tasks(run, tasks, threads_for_work(_work(geo), len(tasks)),
+                       lambda: (np.empty(buffer_size, dtype=x.dtype),
+                                np.zeros((groups, group_out, rows), dtype=x.dtype)))
+    return _total([partial for _, partial in states]).reshape(weight_shape)
+
+
+# ----------------------------------------------------------------------------
+# Public forward/backward pairs
+# ----------------------------------------------------------------------------
+
+def _as_5d(array, dims: int):
+    """(N, C, *spatial) with 1-3 spatial dimensions viewed as (N, C, D, H, W): leading spatial ones of size 1."""
+    return array.reshape(array.shape[:2] + (1,) * (3 - dims) + array.shape[2:])
+
+
+def _geometry(x_shape, weight_shape, stride, padding, dilation, groups, dims: int, out_spatial=None) -> _Geometry:
+    """The 5-d geometry of a ``dims``-d convolution given in its own rank."""
+    lead = 3 - dims
+    stride = (1,) * lead + _as_tuple(stride, dims)
+    dilation = (1,) * lead + _as_tuple(dilation, dims)
+    padding = ((0, 0),) * lead + _as_pairs(padding, dims)
+    x5 = x_shape[:2] + (1,) * lead + tuple(x_shape[2:])
+    w5 = weight_shape[:2] + (1,) * lead + tuple(weight_shape[2:])
+    out5 = None if out_spatial is None else (1,) * lead + tuple(out_spatial)
+    return _Geometry(x5, w5, stride, padding, dilation, int(groups), out5)
+
+
+def conv_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """y[n, o] = sum over c in o's group and taps k of W[o, c, k] x_pad[n, c, s * p + d * k] + b[o].
+
+    Shapes: x (N, C, *spatial) with 1 to 3 spatial dimensions, weight
+    (O, C / groups, *kernel), bias (O,) or None -> y (N, O, *out). ``stride``
+    and ``dilation`` are an int or one per dimension; ``padding`` an int, one
+    per dimension, or one (before, after) pair per dimension. Arguments are
+    assumed valid (the functional layer checks them). Returns (y, saved).
+
+    >>> import numpy as np
+    >>> conv_forward(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), padding=1)[0][0, 0]
+    array([[4., 6., 6., 4.],
+           [6., 9., 9., 6.],
+           [6., 9., 9., 6.],
+           [4., 6., 6., 4.]])
+    """
+    x = np.ascontiguousarray(x)
+    weight = np.ascontiguousarray(weight, dtype=x.dtype)
+    dims = x.ndim - 2
+    geo = _geometry(x.shape, weight.shape, stride, padding, dilation, groups, dims)
+    y = _forward(_as_5d(x, dims), _as_5d(weight, dims), bias, geo)
+    saved = (x, weight, bias is not None, geo)
+    return y.reshape(y.shape[:2] + y.shape[5 - dims:]), saved
+
+
+def conv_backward(dy, saved, needs=(True, True, True)):
+    """Gradients (dx, dweight, dbias) of ``conv_forward``; None where ``needs`` says no.
 
     ``needs`` is one flag per positional input (x, weight, bias), as
     ``Function.needs_input_grad``: an input that needs no gradient costs nothing.
     """
-    x, weight, has_bias, stride, padding, dilation, groups = saved
+    x, weight, has_bias, geo = saved
+    dims = x.ndim - 2
+    dy5 = _as_5d(np.ascontiguousarray(dy, dtype=x.dtype), dims)
     need_x, need_w = bool(needs[0]), bool(needs[1])
-    need_b = has_bias and len(needs) > 2 and bool(needs[2])
-    dy = np.ascontiguousarray(dy, dtype=x.dtype)
-    batch, channels, height, width = x.shape
-    out_channels, _, kernel_h, kernel_w = weight.shape
-    _, _, out_h, out_w = dy.shape
-    positions = out_h * out_w
-    group_out = out_channels // groups
-    rows = channels * kernel_h * kernel_w
-    group_rows = rows // groups
-    weight_g = weight.reshape(groups, group_out, group_rows)
-    weight_t = weight_g.transpose(0, 2, 1)
-    dy_g = dy.reshape(batch, groups, group_out, positions)
-    dx = np.empty_like(x) if need_x else None
-    dweight_g = None
-    if _is_pointwise(kernel_h, kernel_w, stride, padding, dilation):
-        x_g = x.reshape(batch, groups, group_rows, positions)
-        if need_w:
-            # y[n] = W x[n]  =>  dW = sum over n of dY[n] x[n]^T.
-            dweight_g = np.matmul(dy_g, x_g.transpose(0, 1, 3, 2)).sum(axis=0)
-        if need_x:
-            # y[n] = W x[n]  =>  dx[n] = W^T dY[n].
-            np.matmul(weight_t, dy_g, out=dx.reshape(batch, groups, group_rows, positions))
-    elif _is_depthwise(channels, groups):
-        geometry = _geometry(stride, padding, dilation)
-        if need_w:
-            # y = sum over taps of W_tap x_shifted  =>  dW_tap = sum over b, p of dY x_shifted.
-            dweight_g = np.empty_like(weight).reshape(groups, group_out, group_rows)
-            _depthwise_weight_grad(dy, x, *geometry, dweight_g.reshape(weight.shape))
-        if need_x:
-            # y = sum over taps of W_tap x_shifted  =>  dx = sum over taps of W_tap dY shifted back.
-            _depthwise_input_grad(dy, weight, *geometry, dx)
-    elif need_x or need_w:
-        geometry = (kernel_h, kernel_w, *_geometry(stride, padding, dilation), out_w)
-        tiles = _tiles(batch, rows, out_h, out_w, x.itemsize)
-        buffer = np.empty(max((rows * (stop - start) * (r1 - r0) * out_w for start, stop, r0, r1 in tiles),
-                              default=0), dtype=x.dtype)
-        dweight_g = np.zeros((groups, group_out, group_rows), dtype=x.dtype) if need_w else None
-        for start, stop, row_start, row_stop in tiles:
-            nb, columns = stop - start, (row_stop - row_start) * out_w
-            if nb == 1:
-                dy_tile = dy_g[start, :, :, row_start * out_w: row_stop * out_w]  # a strided view, no copy
-            else:
-                # dY of several samples in the columns' layout (groups, O_g, n_b * P).
-                dy_tile = np.ascontiguousarray(dy_g[start:stop].transpose(1, 2, 0, 3)).reshape(
-                    groups, group_out, nb * columns)
-            cols = buffer[: rows * nb * columns].reshape(groups, group_rows, nb * columns)
-            if need_w:
-                _im2col(x[start:stop], row_start, row_stop, *geometry, cols.reshape(rows, nb, columns))
-                # y_g = W_g cols  =>  dW_g = sum over columns p of dY_g[:, p] cols[:, p]^T = dY_g cols^T,
-                # one GEMM per group and tile, summed over tiles.
-                dweight_g += np.matmul(dy_tile, cols.transpose(0, 2, 1))
-            if need_x:
-                # y_g = W_g cols  =>  dcols = W_g^T dY_g. Each column entry is a copy of one input
-                # pixel (or of padding), so dx = col2im(dcols): every entry added back onto the
-                # pixel it was read from, padding taps dropped. dcols reuses the columns' buffer.
-                if group_out == 1:
-                    # One output per group: W_g^T dY_g is an outer product, which a broadcast
-                    # multiply writes at memory speed where a K=1 GEMM crawls.
-                    dcols = np.multiply(weight_t, dy_tile, out=cols)
-                else:
-                    dcols = np.matmul(weight_t, dy_tile, out=cols)
-                _col2im(dcols.reshape(rows, nb, columns), row_start, row_stop, *geometry, dx[start:stop])
-    dweight = dweight_g.reshape(weight.shape) if need_w else None
+    if geo.algorithm == "winograd" and need_x and need_w:
+        # One pass over the tiles for both: dY's transform is shared.
+        u = winograd.weight_transform(geo.weight_2d(_as_5d(weight, dims)))
+        dx, dweight = winograd.conv2d_3x3_backward(dy5[:, :, 0], _as_5d(x, dims)[:, :, 0], u, geo.padding_2d(),
+                                                   True, True)
+        dx, dweight = dx.reshape(x.shape), dweight.reshape(weight.shape)
+    else:
+        dx = _input_grad(dy5, _as_5d(weight, dims), geo).reshape(x.shape) if need_x else None
+        dweight = _weight_grad(dy5, _as_5d(x, dims), geo).reshape(weight.shape) if need_w else None
     # y[n, o, p] = ... + b[o]  =>  db[o] = sum over n, p of dY[n, o, p].
-    dbias = dy.sum(axis=(0, 2, 3)) if need_b else None
+    dbias = dy5.sum(axis=(0, 2, 3, 4)) if has_bias and len(needs) > 2 and needs[2] else None
     return dx, dweight, dbias
 
 
-# ----------------------------------------------------------------------------
-# conv1d: conv2d over a height-1 image
-# ----------------------------------------------------------------------------
+def conv_transpose_forward(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transposed convolution: the input gradient of ``conv_forward`` with weight W, run forward.
 
-def conv1d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """conv2d_forward on (N, C, 1, L) with a (O, C / groups, 1, k) kernel; padding an int or (left, right).
+    Shapes: x (N, C_in, *spatial) with 1 to 3 spatial dimensions, weight
+    (C_in, C_out / groups, *kernel) (torch's layout), bias (C_out,) or None
+    -> y (N, C_out, *out), out = (in - 1) stride - 2 padding + dilation
+    (kernel - 1) + output_padding + 1. Each input value scatters W times
+    itself onto a window of the output; windows start ``stride`` apart.
+    ``padding`` crops each side of the output; ``output_padding`` adds rows
+    at the end that only the last windows reach. Returns (y, saved).
 
-    Shapes: x (N, C, L), weight (O, C / groups, k), bias (O,) or None -> y (N, O, L_out).
+    >>> import numpy as np
+    >>> conv_transpose_forward(np.array([[[1.0, 2.0]]]), np.ones((1, 1, 3)), stride=2)[0]
+    array([[[1., 1., 3., 2., 2.]]])
     """
-    pads = _as_pairs((padding,) if isinstance(padding, numbers.Integral) else (tuple(padding),), 1)[0]
-    y, saved = conv2d_forward(x[:, :, None, :], weight[:, :, None, :], bias, (1, _as_tuple(stride, 1)[0]),
-                              ((0, 0), pads), (1, _as_tuple(dilation, 1)[0]), groups)
-    return y[:, :, 0, :], saved
+    x = np.ascontiguousarray(x)
+    weight = np.ascontiguousarray(weight, dtype=x.dtype)
+    dims = x.ndim - 2
+    stride_t, dilation_t = _as_tuple(stride, dims), _as_tuple(dilation, dims)
+    padding_t, output_padding_t = _as_tuple(padding, dims), _as_tuple(output_padding, dims)
+    kernel = weight.shape[2:]
+    out = tuple(conv_transpose_output_size(*args) for args in
+                zip(x.shape[2:], kernel, stride_t, padding_t, dilation_t, output_padding_t))
+    y_shape = (x.shape[0], weight.shape[1] * groups) + out
+    # The convolution this is the transpose of: from y's shape to x's, weight (C_in, C_out / g, k).
+    geo = _geometry(y_shape, weight.shape, stride_t, padding_t, dilation_t, groups, dims, out_spatial=x.shape[2:])
+    y = _input_grad(_as_5d(x, dims), _as_5d(weight, dims), geo).reshape(y_shape)
+    if bias is not None:
+        y += np.asarray(bias, dtype=x.dtype).reshape((-1,) + (1,) * dims)
+    return y, (x, weight, bias is not None, geo)
 
 
-def conv1d_backward(dy, saved, needs=(True, True, True)):
-    """Gradients (dx, dweight, dbias) of ``conv1d_forward``: conv2d's, reshaped back."""
-    dx, dweight, dbias = conv2d_backward(dy[:, :, None, :], saved, needs)
-    return (dx[:, :, 0, :] if dx is not None else None,
-            dweight[:, :, 0, :] if dweight is not None else None,
-            dbias)
+def conv_transpose_backward(dy, saved, needs=(True, True, True)):
+    """Gradients (dx, dweight, dbias) of ``conv_transpose_forward``; None where ``needs`` says no.
 
-
-# ----------------------------------------------------------------------------
-# Non-zero padding modes (Conv's padding_mode): reflect, replicate, circular
-# ----------------------------------------------------------------------------
-
-_NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
-def pad_forward(x, pads, mode):
-    """Pad the last ``len(pads)`` dimensions of ``x`` with (before, after) pairs in torch's ``mode``.
-
-    ``reflect`` mirrors without repeating the edge, ``replicate`` repeats the
-    edge, ``circular`` wraps around; each padded position is a copy of one
-    input position, recorded per dimension in ``sources``.
+    y = conv^T(x, W) is linear in x with adjoint conv: dx = conv(dY, W).
+    In W it is the convolution's weight gradient with the roles of its
+    input and output swapped: dW = weight_grad(dy = x, x = dY).
     """
-    pads = tuple((int(a), int(b)) for a, b in pads)
-    lead = x.ndim - len(pads)
-    y = np.pad(x, ((0, 0),) * lead + pads, mode=_NUMPY_PAD_MODE[mode])
-    # sources[d][j]: which input index the padded position j of dimension d copies.
-    sources = tuple(np.pad(np.arange(x.shape[lead + d]), pad, mode=_NUMPY_PAD_MODE[mode])
-                    for d, pad in enumerate(pads))
-    return y, (x.shape, pads, sources)
-
-
-def pad_backward(dy, saved):
-    """Gradient of ``pad_forward``: each padded copy's gradient is added back onto its source."""
-    shape, pads, sources = saved
-    lead = len(shape) - len(pads)
-    g = dy
-    # Padding is separable, so its adjoint is applied one dimension at a time.
-    for d in reversed(range(len(pads))):
-        axis = lead + d
-        before, after = pads[d]
-        size = shape[axis]
-        index = [slice(None)] * g.ndim
-        index[axis] = slice(before, before + size)
-        dx = g[tuple(index)].copy()  # the interior maps onto itself
-        # y[j] = x[source[j]]  =>  dx[i] = sum over j with source[j] = i of dy[j]; the padded
-        # positions are few (the pad width), so they are added slice by slice.
-        for j in list(range(before)) + list(range(before + size, before + size + after)):
-            target = [slice(None)] * g.ndim
-            target[axis] = sources[d][j]
-            index[axis] = j
-            dx[tuple(target)] += g[tuple(index)]
-        g = dx
-    return (g,)
+    x, weight, has_bias, geo = saved
+    dims = x.ndim - 2
+    dy5 = _as_5d(np.ascontiguousarray(dy, dtype=x.dtype), dims)
+    dx = _forward(dy5, _as_5d(weight, dims), None, geo).reshape(x.shape) if needs[0] else None
+    dweight = _weight_grad(_as_5d(x, dims), dy5, geo).reshape(weight.shape) if needs[1] else None
+    dbias = dy5.sum(axis=(0, 2, 3, 4)) if has_bias and len(needs) > 2 and needs[2] else None
+    return dx, dweight, dbias

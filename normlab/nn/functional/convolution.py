@@ -1,9 +1,15 @@
-"""``conv1d`` and ``conv2d`` with torch.nn.functional's arguments (im2col + GEMM, see ``normlab.ops.convolution``).
+"""Convolutions and transposed convolutions in 1, 2 and 3 dimensions, with torch.nn.functional's arguments.
+
+The arithmetic lives in ``normlab.ops.convolution`` (im2col + GEMM, Winograd
+for 3x3, direct loops for depthwise); this layer checks the arguments,
+names the layer in every error, and accepts unbatched input as torch does.
 
 >>> import numpy as np, normlab.nn.functional as F
 >>> x, w = np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32)
 >>> F.conv2d(x, w, padding="same").shape
 (1, 3, 5, 5)
+>>> F.conv_transpose2d(x, np.ones((2, 3, 3, 3), np.float32), stride=2).shape
+(1, 3, 11, 11)
 """
 from __future__ import annotations
 
@@ -14,44 +20,36 @@ from normlab.autograd.function import Function
 from normlab.autograd.tensor import Tensor, as_tensor
 from normlab.ops import convolution as ops
 
-__all__ = ["conv1d", "conv2d"]
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
 
-class _Conv2d(Function):
+class _Conv(Function):
     def forward(self, x, weight, bias=None, *, stride, padding, dilation, groups):
-        y, self.saved = ops.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
+        y, self.saved = ops.conv_forward(x, weight, bias, stride, padding, dilation, groups)
         return y
 
     def backward(self, dy):
-        return ops.conv2d_backward(dy, self.saved, self.needs_input_grad)
+        return ops.conv_backward(dy, self.saved, self.needs_input_grad)
 
 
-class _Conv1d(Function):
-    def forward(self, x, weight, bias=None, *, stride, padding, dilation, groups):
-        y, self.saved = ops.conv1d_forward(x, weight, bias, stride, padding, dilation, groups)
+class _ConvTranspose(Function):
+    def forward(self, x, weight, bias=None, *, stride, padding, output_padding, groups, dilation):
+        y, self.saved = ops.conv_transpose_forward(x, weight, bias, stride, padding, output_padding, groups, dilation)
         return y
 
     def backward(self, dy):
-        return ops.conv1d_backward(dy, self.saved, self.needs_input_grad)
+        return ops.conv_transpose_backward(dy, self.saved, self.needs_input_grad)
 
 
-class _Pad(Function):
-    def forward(self, x, *, pads, mode):
-        y, self.saved = ops.pad_forward(x, pads, mode)
-        return y
-
-    def backward(self, dy):
-        return ops.pad_backward(dy, self.saved)
-
-
-_LAYOUT = {1: "(N, C, L) or unbatched (C, L)", 2: "(N, C, H, W) or unbatched (C, H, W)"}
-_WEIGHT_LAYOUT = {1: "(out_channels, in_channels / groups, kL)", 2: "(out_channels, in_channels / groups, kH, kW)"}
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+_KERNEL = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
 
 
 def check_conv_input(name: str, x: Tensor, dims: int) -> None:
     """A float input with ``dims`` spatial dimensions, batched or not, with no empty non-batch dimension."""
     check_float(name, x._data)
-    check_ndim(name, x._data, (dims + 1, dims + 2), layout=_LAYOUT[dims])
+    spatial = _SPATIAL[dims]
+    check_ndim(name, x._data, (dims + 1, dims + 2), layout=f"(N, C, {spatial}) or unbatched (C, {spatial})")
     non_batch = x.shape[-(dims + 1):]
     if 0 in non_batch:
         raise ValueError(f"{name}: expected non-zero channel and spatial sizes, got input of shape {x.shape}")
@@ -79,22 +77,41 @@ def padding_pairs(padding, kernel: tuple[int, ...], dilation: tuple[int, ...]) -
     return tuple((p, p) for p in padding)
 
 
-def _check_groups(name: str, groups) -> int:
+def check_groups(name: str, groups) -> int:
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups <= 0:
         raise ValueError(f"{name}: expected groups to be a positive integer, got {groups!r}")
     return int(groups)
 
 
-def _convolution(function, name: str, dims: int, input, weight, bias, stride, padding, dilation, groups):
-    x, w = as_tensor(input), as_tensor(weight)
-    check_conv_input(name, x, dims)
+def _check_weight_and_bias(name: str, x: Tensor, weight, bias, dims: int, transposed: bool):
+    """The weight (and bias) as Tensors, checked against the input's dtype and rank; the bias size is checked later."""
+    w = as_tensor(weight)
     check_float(name, w._data, "weight")
-    check_ndim(name, w._data, (dims + 2,), "weight", _WEIGHT_LAYOUT[dims])
+    layout = (f"(in_channels, out_channels / groups, {_KERNEL[dims]})" if transposed
+              else f"(out_channels, in_channels / groups, {_KERNEL[dims]})")
+    check_ndim(name, w._data, (dims + 2,), "weight", layout)
     if w.dtype != x.dtype:
         raise TypeError(f"{name}: expected weight of the input's dtype {x.dtype}, got {w.dtype}")
     if 0 in w.shape:
         raise ValueError(f"{name}: expected a weight with no empty dimension, got shape {w.shape}")
-    groups = _check_groups(name, groups)
+    if bias is not None:
+        bias = as_tensor(bias)
+        check_float(name, bias._data, "bias")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"{name}: expected bias of the input's dtype {x.dtype}, got {bias.dtype}")
+    return w, bias
+
+
+def _check_bias_size(name: str, bias, size: int) -> None:
+    if bias is not None and bias.shape != (size,):
+        raise ValueError(f"{name}: expected bias of shape ({size},), got {bias.shape}")
+
+
+def _convolution(name: str, dims: int, input, weight, bias, stride, padding, dilation, groups):
+    x = as_tensor(input)
+    check_conv_input(name, x, dims)
+    w, bias = _check_weight_and_bias(name, x, weight, bias, dims, transposed=False)
+    groups = check_groups(name, groups)
     stride = tuple_of(name, "stride", stride, dims, minimum=1)
     dilation = tuple_of(name, "dilation", dilation, dims, minimum=1)
     padding = parse_padding(name, padding, dims, stride)
@@ -109,13 +126,7 @@ def _convolution(function, name: str, dims: int, input, weight, bias, stride, pa
         raise ValueError(
             f"{name}: expected out_channels (weight.shape[0]={out_channels}) to be divisible by groups={groups}"
         )
-    if bias is not None:
-        bias = as_tensor(bias)
-        check_float(name, bias._data, "bias")
-        if bias.shape != (out_channels,):
-            raise ValueError(f"{name}: expected bias of shape ({out_channels},), got {bias.shape}")
-        if bias.dtype != x.dtype:
-            raise TypeError(f"{name}: expected bias of the input's dtype {x.dtype}, got {bias.dtype}")
+    _check_bias_size(name, bias, out_channels)
     kernel = w.shape[2:]
     pairs = padding_pairs(padding, kernel, dilation)
     spatial = x.shape[-dims:]
@@ -129,10 +140,22 @@ def _convolution(function, name: str, dims: int, input, weight, bias, stride, pa
     unbatched = x.ndim == dims + 1
     if unbatched:  # torch accepts one sample without its batch dimension
         x = x.unsqueeze(0)
-    ops_padding = pairs if dims == 2 else pairs[0]
-    y = function.apply(x, w, bias, stride=stride if dims == 2 else stride[0], padding=ops_padding,
-                       dilation=dilation if dims == 2 else dilation[0], groups=groups)
+    y = _Conv.apply(x, w, bias, stride=stride, padding=pairs, dilation=dilation, groups=groups)
     return y.squeeze(0) if unbatched else y
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, _layer: str = "conv1d"):
+    """1D cross-correlation over the last dimension, like ``torch.nn.functional.conv1d``.
+
+    Shapes: input (N, C, L) or (C, L); weight (O, C / groups, k); bias (O,)
+    -> (N, O, L_out), L_out = floor((L + 2 p - d (k - 1) - 1) / s) + 1.
+    ``padding``: an int, (p,), 'valid' or 'same'.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.conv1d(np.arange(5.0).reshape(1, 1, 5), np.ones((1, 1, 2))).numpy()
+    array([[[1., 3., 5., 7.]]])
+    """
+    return _convolution(_layer, 1, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, _layer: str = "conv2d"):
@@ -149,39 +172,108 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     array([[4., 6.],
            [6., 9.]])
     """
-    return _convolution(_Conv2d, _layer, 2, input, weight, bias, stride, padding, dilation, groups)
+    return _convolution(_layer, 2, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, _layer: str = "conv1d"):
-    """1D cross-correlation over the last dimension, like ``torch.nn.functional.conv1d``.
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, _layer: str = "conv3d"):
+    """3D cross-correlation over (D, H, W), like ``torch.nn.functional.conv3d``.
 
-    Shapes: input (N, C, L) or (C, L); weight (O, C / groups, k); bias (O,)
-    -> (N, O, L_out), L_out = floor((L + 2 p - d (k - 1) - 1) / s) + 1.
-    ``padding``: an int, (p,), 'valid' or 'same'. Runs conv2d's kernels on a
-    height-1 image.
+    Shapes: input (N, C, D, H, W) or (C, D, H, W); weight (O, C / groups, kD,
+    kH, kW); bias (O,) -> (N, O, D_out, H_out, W_out), each size by conv2d's
+    rule. ``padding``: an int, (pD, pH, pW), 'valid' or 'same'.
 
     >>> import numpy as np, normlab.nn.functional as F
-    >>> F.conv1d(np.arange(5.0).reshape(1, 1, 5), np.ones((1, 1, 2))).numpy()
-    array([[[1., 3., 5., 7.]]])
+    >>> F.conv3d(np.ones((1, 1, 3, 3, 3)), np.ones((2, 1, 2, 2, 2))).shape
+    (1, 2, 2, 2, 2)
     """
-    return _convolution(_Conv1d, _layer, 1, input, weight, bias, stride, padding, dilation, groups)
+    return _convolution(_layer, 3, input, weight, bias, stride, padding, dilation, groups)
 
 
-def pad_for_conv(name: str, input, pads: tuple[tuple[int, int], ...], mode: str) -> Tensor:
-    """Pad the last ``len(pads)`` dimensions in mode 'reflect', 'replicate' or 'circular' (Conv's padding_mode).
-
-    Checked as torch does: reflect needs each pad smaller than its dimension,
-    circular at most equal to it.
-    """
+def _transposed_convolution(name: str, dims: int, input, weight, bias, stride, padding, output_padding, groups,
+                            dilation):
     x = as_tensor(input)
-    spatial = x.shape[-len(pads):]
-    for size, (before, after) in zip(spatial, pads):
-        if mode == "reflect" and max(before, after) >= size:
-            raise ValueError(f"{name}: padding_mode='reflect' needs padding smaller than the input size, "
-                             f"got padding ({before}, {after}) for a dimension of size {size}")
-        if mode == "circular" and max(before, after) > size:
-            raise ValueError(f"{name}: padding_mode='circular' needs padding at most the input size, "
-                             f"got padding ({before}, {after}) for a dimension of size {size}")
-    if all(before == after == 0 for before, after in pads):
-        return x
-    return _Pad.apply(x, pads=pads, mode=mode)
+    check_conv_input(name, x, dims)
+    w, bias = _check_weight_and_bias(name, x, weight, bias, dims, transposed=True)
+    groups = check_groups(name, groups)
+    stride = tuple_of(name, "stride", stride, dims, minimum=1)
+    dilation = tuple_of(name, "dilation", dilation, dims, minimum=1)
+    if isinstance(padding, str):
+        raise TypeError(f"{name}: expected padding to be an int or a tuple of {dims} ints (a transposed "
+                        f"convolution takes no 'same' or 'valid'), got {padding!r}")
+    padding = tuple_of(name, "padding", padding, dims, minimum=0)
+    output_padding = tuple_of(name, "output_padding", output_padding, dims, minimum=0)
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise ValueError(f"{name}: expected output_padding smaller than either stride or dilation, "
+                             f"got output_padding {output_padding}, stride {stride}, dilation {dilation}")
+    in_channels, group_out = w.shape[0], w.shape[1]
+    channels = x.shape[-(dims + 1)]
+    if in_channels % groups:
+        raise ValueError(f"{name}: expected weight.shape[0]={in_channels} (in_channels) to be divisible by "
+                         f"groups={groups}")
+    if channels != in_channels:
+        raise ValueError(f"{name}: expected input with {in_channels} channels (weight.shape[0]), got {channels} "
+                         f"channels in input of shape {x.shape}")
+    _check_bias_size(name, bias, group_out * groups)
+    out = tuple(ops.conv_transpose_output_size(*args) for args in
+                zip(x.shape[-dims:], w.shape[2:], stride, padding, dilation, output_padding))
+    if any(size <= 0 for size in out):
+        raise ValueError(f"{name}: the output would be empty: input {x.shape[-dims:]}, kernel {w.shape[2:]}, "
+                         f"stride {stride}, padding {padding}, dilation {dilation}, output_padding "
+                         f"{output_padding} give output size {out}")
+    unbatched = x.ndim == dims + 1
+    if unbatched:
+        x = x.unsqueeze(0)
+    y = _ConvTranspose.apply(x, w, bias, stride=stride, padding=padding, output_padding=output_padding,
+                             groups=groups, dilation=dilation)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     _layer: str = "conv_transpose1d"):
+    """1D transposed convolution (the gradient of conv1d with respect to its input), like ``torch.nn.functional.conv_transpose1d``.
+
+    Shapes: input (N, C_in, L) or (C_in, L); weight (C_in, C_out / groups, k);
+    bias (C_out,) -> (N, C_out, L_out), L_out = (L - 1) s - 2 p + d (k - 1) + output_padding + 1.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.conv_transpose1d(np.array([[[1.0, 2.0]]]), np.ones((1, 1, 3)), stride=2).numpy()
+    array([[[1., 1., 3., 2., 2.]]])
+    """
+    return _transposed_convolution(_layer, 1, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     _layer: str = "conv_transpose2d"):
+    """2D transposed convolution ("deconvolution"), like ``torch.nn.functional.conv_transpose2d``.
+
+    Each input pixel adds W[c_in] times itself onto a kH x kW window of the
+    output; windows start ``stride`` apart, ``padding`` crops each side,
+    ``output_padding`` adds rows/columns at the end that only the last
+    windows reach. Shapes: input (N, C_in, H, W) or (C_in, H, W); weight
+    (C_in, C_out / groups, kH, kW); bias (C_out,) -> (N, C_out, H_out, W_out),
+    H_out = (H - 1) sH - 2 pH + dH (kH - 1) + output_padding + 1.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2).numpy()[0, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    """
+    return _transposed_convolution(_layer, 2, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     _layer: str = "conv_transpose3d"):
+    """3D transposed convolution, like ``torch.nn.functional.conv_transpose3d``.
+
+    Shapes: input (N, C_in, D, H, W) or (C_in, D, H, W); weight (C_in, C_out /
+    groups, kD, kH, kW) -> (N, C_out, D_out, H_out, W_out), each size by
+    conv_transpose2d's rule.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.conv_transpose3d(np.ones((1, 1, 2, 2, 2)), np.ones((1, 2, 2, 2, 2))).shape
+    (1, 2, 3, 3, 3)
+    """
+    return _transposed_convolution(_layer, 3, input, weight, bias, stride, padding, output_padding, groups, dilation)
