@@ -73,14 +73,19 @@ kernels, each with its derivation.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
-from numba import njit, prange, types
+from numba import get_num_threads, njit, prange, set_num_threads, types
 from numba.extending import intrinsic, overload
 
-# No 'reassoc': exp's range reduction (x - k*ln2_hi - k*ln2_lo) and its
-# rounding must be evaluated as written. 'contract' allows fused multiply-adds.
+# The cell kernels use no 'reassoc': exp's range reduction (x - k*ln2_hi -
+# k*ln2_lo) and its rounding must be evaluated as written. The normalization
+# and column-sum kernels call no exp and need 'reassoc' to vectorise their
+# float64 reductions (several partial sums instead of one serial chain).
+# 'contract' allows fused multiply-adds. No 'nnan'/'ninf': NaN propagates.
 _FASTMATH = {"contract"}
+_FASTMATH_SUMS = {"reassoc", "contract"}
 
 CELLS = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}   # gate blocks of H per cell
 NORMS = (None, "layer", "batch")
@@ -95,10 +100,13 @@ NORMS = (None, "layer", "batch")
 # k = round(x / ln 2), r = x - k ln 2 (|r| <= ln2 / 2, ln 2 split in a part
 # exact in k * ln2_hi and a correction), e^r by its Taylor polynomial (degree
 # 7 for float32, 13 for float64: truncation below half an ulp), and 2^k put
-# straight into the exponent bits. Measured: within 1 ulp of the correctly
-# rounded result, 10x faster than libm's. x is clamped so that 2^k stays a
-# normal number (e^x saturates there instead of reaching 0 or inf, which moves
+# straight into the exponent bits. x is clamped so that 2^k stays a normal
+# number (e^x saturates there instead of reaching 0 or inf, which moves
 # sigmoid/tanh by less than one ulp); NaN passes the clamps unchanged.
+# tanh(x) = m / (m + 2) with m = e^{2|x|} - 1 (sign restored) keeps its
+# relative accuracy near 0 because m comes from the same polynomial without
+# its constant term there (expm1), not from e^{2|x|} - 1.
+# Measured: sigmoid and tanh within 2 ulps, 10x faster than libm's scalar calls.
 
 @intrinsic
 def _float_from_bits(typingctx, bits):
@@ -117,13 +125,22 @@ def _float_from_bits(typingctx, bits):
 
 
 def _elementwise_math(float_type, int_type, mantissa_bits, exponent_bias, low, high, degree):
-    """exp, sigmoid and tanh for one float type, constants typed so nothing is promoted."""
+    """sigmoid and tanh for one float type, constants typed so that nothing is promoted."""
     f = float_type
     one, two, half = f(1.0), f(2.0), f(0.5)
-    low, high = f(low), f(high)
+    low, high, half_ln2 = f(low), f(high), f(0.5 * math.log(2.0))
     log2_e, ln2_hi, ln2_lo = f(1.4426950408889634), f(0.693359375), f(-2.121944400546905827679e-4)
-    coefficients = tuple(f(1.0 / math.factorial(n)) for n in range(degree, -1, -1))
+    # e^r - 1 = r * (1 + r/2! + r^2/3! + ...): Horner coefficients, highest first
+    coefficients = tuple(f(1.0 / math.factorial(n)) for n in range(degree, 0, -1))
     bias, shift = int_type(exponent_bias), int_type(mantissa_bits)
+
+    @njit(fastmath=_FASTMATH)
+    def expm1_reduced(r):
+        """e^r - 1 for |r| <= ln2 / 2, without cancellation."""
+        p = coefficients[0]
+        for c in coefficients[1:]:
+            p = p * r + c
+        return p * r
 
     @njit(fastmath=_FASTMATH)
     def exp(x):
@@ -131,17 +148,16 @@ def _elementwise_math(float_type, int_type, mantissa_bits, exponent_bias, low, h
         clamped = high if clamped > high else clamped
         k = np.floor(clamped * log2_e + half)
         r = (clamped - k * ln2_hi) - k * ln2_lo
-        p = coefficients[0]
-        for c in coefficients[1:]:
-            p = p * r + c
-        return p * _float_from_bits(int_type((int_type(k) + bias) << shift))
+        return (expm1_reduced(r) + one) * _float_from_bits(int_type((int_type(k) + bias) << shift))
 
     def sigmoid(x):
         return one / (one + exp(-x))
 
     def tanh(x):
-        # 1 - 2 / (e^{2x} + 1): exact limits +-1, absolute error ~ 1 ulp of 1 near 0
-        return one - two / (exp(two * x) + one)
+        doubled = two * abs(x)
+        m = expm1_reduced(doubled) if doubled <= half_ln2 else exp(doubled) - one
+        t = m / (m + two)
+        return t if x >= 0 else -t                      # NaN: -NaN is NaN
 
     return sigmoid, tanh
 
@@ -160,12 +176,12 @@ def _tanh(x):
     return math.tanh(x)
 
 
-@overload(_sigmoid, inline="always")
+@overload(_sigmoid)
 def _sigmoid_overload(x):
     return _MATH[x][0] if x in _MATH else None
 
 
-@overload(_tanh, inline="always")
+@overload(_tanh)
 def _tanh_overload(x):
     return _MATH[x][1] if x in _MATH else None
 
@@ -179,124 +195,186 @@ def sigmoid_tanh(x, sigmoid_out, tanh_out):
 
 
 # ----------------------------------------------------------------------------
-# Cells: one time step, rows of the step's batch in parallel
+# Cells: one time step
 # ----------------------------------------------------------------------------
 # Arguments are the step's rows: preact_x (rows, G) = normalized x W_ih^T + b_ih
 # (overwritten in place by the activated gates, which backward needs),
 # preact_h (rows, G) = h_prev W_hh^T (normalized and shifted, or raw),
-# bias (G,) = b_hh when preact_h is raw, zeros otherwise.
+# bias (G,) = b_hh when preact_h is raw, zeros otherwise. Each kernel hands
+# every row to a row function as 1-D views, one per gate block: LLVM
+# vectorises those loops, while 2-D indexing with several gate offsets into
+# the same array (possible aliasing) kept it scalar and 10x slower.
+# The kernels are serial: a step's element-wise work is O(B G) next to its
+# matrix multiply's O(B G H) (which BLAS runs on all threads), too little to
+# pay for waking threads 2 x T times per layer, or for a parallel compile.
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _rnn_row(a_x, a_h, bias, relu, h_saved, h_state, y):
+    zero = y.dtype.type(0.0)
+    for j in range(y.shape[0]):
+        a = a_x[j] + a_h[j] + bias[j]
+        if relu:
+            h = zero if a <= zero else a      # NaN stays NaN, as torch's relu
+        else:
+            h = _tanh(a)
+        h_saved[j] = h
+        h_state[j] = h
+        y[j] = h
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def rnn_step_forward(preact_x, preact_h, bias, relu, h_saved, h_state, y):
     """h = tanh(a) or relu(a), a = preact_x + preact_h + bias; h into the state, the output and h_saved."""
-    rows, hidden = y.shape
-    zero = y.dtype.type(0.0)
-    for r in prange(rows):
-        for j in range(hidden):
-            a = preact_x[r, j] + preact_h[r, j] + bias[j]
-            if relu:
-                h = zero if a <= zero else a      # NaN stays NaN, as torch's relu
-            else:
-                h = _tanh(a)
-            h_saved[r, j] = h
-            h_state[r, j] = h
-            y[r, j] = h
+    for r in range(y.shape[0]):
+        _rnn_row(preact_x[r], preact_h[r], bias, relu, h_saved[r], h_state[r], y[r])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _rnn_backward_row(dy, dh, h_saved, relu, g_preact):
+    one, zero = h_saved.dtype.type(1.0), h_saved.dtype.type(0.0)
+    for j in range(h_saved.shape[0]):
+        dh_t = dy[j] + dh[j]
+        h = h_saved[j]
+        if relu:
+            g_preact[j] = dh_t if h > zero else zero
+        else:
+            g_preact[j] = dh_t * (one - h * h)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def rnn_step_backward(dy, dh, h_saved, relu, g_preact):
     """Gradient of the pre-activation from dh_t = dy_t + (gradient from step t+1).
 
     h = tanh(a):  da = dh_t * (1 - h^2)         h = relu(a):  da = dh_t * [h > 0]
     (torch's relu passes no gradient at a = 0.)
     """
-    rows, hidden = h_saved.shape
-    one, zero = h_saved.dtype.type(1.0), h_saved.dtype.type(0.0)
-    for r in prange(rows):
-        for j in range(hidden):
-            dh_t = dy[r, j] + dh[r, j]
-            h = h_saved[r, j]
-            if relu:
-                g_preact[r, j] = dh_t if h > zero else zero
-            else:
-                g_preact[r, j] = dh_t * (one - h * h)
+    for r in range(h_saved.shape[0]):
+        _rnn_backward_row(dy[r], dh[r], h_saved[r], relu, g_preact[r])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
-def lstm_step_forward(preact_x, preact_h, bias, c_prev, c):
-    """Gates and cell: i, f, g, o from a = preact_x + preact_h + bias; c = f * c_prev + i * g.
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _lstm_cell_row(a_x, a_h, bias, c_prev, c, hidden):
+    """One row of the gates (written over a_x) and of c = f * c_prev + i * g."""
+    x_i, x_f, x_g, x_o = a_x[:hidden], a_x[hidden:2 * hidden], a_x[2 * hidden:3 * hidden], a_x[3 * hidden:]
+    h_i, h_f, h_g, h_o = a_h[:hidden], a_h[hidden:2 * hidden], a_h[2 * hidden:3 * hidden], a_h[3 * hidden:]
+    b_i, b_f, b_g, b_o = bias[:hidden], bias[hidden:2 * hidden], bias[2 * hidden:3 * hidden], bias[3 * hidden:]
+    for j in range(hidden):
+        i = _sigmoid(x_i[j] + h_i[j] + b_i[j])
+        f = _sigmoid(x_f[j] + h_f[j] + b_f[j])
+        g = _tanh(x_g[j] + h_g[j] + b_g[j])
+        o = _sigmoid(x_o[j] + h_o[j] + b_o[j])
+        x_i[j], x_f[j], x_g[j], x_o[j] = i, f, g, o
+        c[j] = f * c_prev[j] + i * g
 
-    The gates overwrite preact_x (torch's order i, f, g, o, blocks of H).
-    h = o * tanh(c) follows in ``lstm_output_forward`` (after N_c when normalized).
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _lstm_output_row(o, u, tanh_u, h_state, y):
+    """One row of h = o * tanh(u); tanh(u) kept for backward."""
+    for j in range(u.shape[0]):
+        t = _tanh(u[j])
+        h = o[j] * t
+        tanh_u[j] = t
+        h_state[j] = h
+        y[j] = h
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def lstm_step_forward(preact_x, preact_h, bias, c_prev, c, with_output, tanh_u, h_state, y):
+    """Gates i, f, g, o of a = preact_x + preact_h + bias (over preact_x), c = f * c_prev + i * g.
+
+    ``with_output``: also h = o * tanh(c) in the same pass (no cell-state
+    norm); otherwise ``lstm_output_forward`` follows, on the normalized c.
     """
-    rows, hidden = c.shape
-    for r in prange(rows):
-        for j in range(hidden):
-            i = _sigmoid(preact_x[r, j] + preact_h[r, j] + bias[j])
-            f = _sigmoid(preact_x[r, hidden + j] + preact_h[r, hidden + j] + bias[hidden + j])
-            g = _tanh(preact_x[r, 2 * hidden + j] + preact_h[r, 2 * hidden + j] + bias[2 * hidden + j])
-            o = _sigmoid(preact_x[r, 3 * hidden + j] + preact_h[r, 3 * hidden + j] + bias[3 * hidden + j])
-            preact_x[r, j] = i
-            preact_x[r, hidden + j] = f
-            preact_x[r, 2 * hidden + j] = g
-            preact_x[r, 3 * hidden + j] = o
-            c[r, j] = f * c_prev[r, j] + i * g
+    hidden = c.shape[1]
+    for r in range(c.shape[0]):
+        _lstm_cell_row(preact_x[r], preact_h[r], bias, c_prev[r], c[r], hidden)
+        if with_output:
+            _lstm_output_row(preact_x[r, 3 * hidden:], c[r], tanh_u[r], h_state[r], y[r])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def lstm_output_forward(gates, u, tanh_u, h_state, y):
-    """h = o * tanh(u), u = c (or its normalization); tanh(u) kept for backward."""
-    rows, hidden = u.shape
-    for r in prange(rows):
-        for j in range(hidden):
-            t = _tanh(u[r, j])
-            h = gates[r, 3 * hidden + j] * t
-            tanh_u[r, j] = t
-            h_state[r, j] = h
-            y[r, j] = h
+    """h = o * tanh(u), u the normalized cell state."""
+    hidden = u.shape[1]
+    for r in range(u.shape[0]):
+        _lstm_output_row(gates[r, 3 * hidden:], u[r], tanh_u[r], h_state[r], y[r])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _lstm_output_backward_row(dy, dh, o, tanh_u, g_o, du):
+    one = o.dtype.type(1.0)
+    for j in range(du.shape[0]):
+        dh_t = dy[j] + dh[j]
+        t = tanh_u[j]
+        g_o[j] = dh_t * t * o[j] * (one - o[j])
+        du[j] = dh_t * o[j] * (one - t * t)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _lstm_cell_backward_row(dc_from_h, dc, gates, c_prev, g_preact, hidden):
+    one = gates.dtype.type(1.0)
+    i, f, g = gates[:hidden], gates[hidden:2 * hidden], gates[2 * hidden:3 * hidden]
+    g_i, g_f, g_g = g_preact[:hidden], g_preact[hidden:2 * hidden], g_preact[2 * hidden:3 * hidden]
+    for j in range(hidden):
+        dc_t = dc[j] + dc_from_h[j]
+        g_i[j] = dc_t * g[j] * i[j] * (one - i[j])
+        g_f[j] = dc_t * c_prev[j] * f[j] * (one - f[j])
+        g_g[j] = dc_t * i[j] * (one - g[j] * g[j])
+        dc[j] = dc_t * f[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def lstm_output_backward(dy, dh, gates, tanh_u, g_preact, du):
     """From dh_t = dy_t + (gradient from step t+1) through h = o * tanh(u):
 
         do = dh_t * tanh(u)        da_o = do * o (1 - o)
         du = dh_t * o * (1 - tanh(u)^2)
     """
-    rows, hidden = tanh_u.shape
-    one = tanh_u.dtype.type(1.0)
-    for r in prange(rows):
-        for j in range(hidden):
-            dh_t = dy[r, j] + dh[r, j]
-            o = gates[r, 3 * hidden + j]
-            t = tanh_u[r, j]
-            g_preact[r, 3 * hidden + j] = dh_t * t * o * (one - o)
-            du[r, j] = dh_t * o * (one - t * t)
+    hidden = du.shape[1]
+    for r in range(du.shape[0]):
+        _lstm_output_backward_row(dy[r], dh[r], gates[r, 3 * hidden:], tanh_u[r], g_preact[r, 3 * hidden:], du[r])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
-def lstm_step_backward(dc_from_h, dc, gates, c_prev, g_preact):
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def lstm_step_backward(dy, dh, gates, tanh_u, c_prev, with_output, dc_from_h, dc, g_preact, du):
     """Through c = f * c_prev + i * g, with dc_t = dc (from step t+1, in place) + dc_from_h:
 
         di = dc_t * g   df = dc_t * c_prev   dg = dc_t * i   dc_prev = dc_t * f
         da_i = di * i (1 - i)   da_f = df * f (1 - f)   da_g = dg * (1 - g^2)
     (sigma' = sigma (1 - sigma), tanh' = 1 - tanh^2: from the saved activations.)
+    ``with_output`` (no cell-state norm): first ``lstm_output_backward``'s
+    step in the same pass, and dc_from_h = du; otherwise dc_from_h is du
+    pulled back through the cell-state norm.
     """
-    rows, hidden = c_prev.shape
-    one = c_prev.dtype.type(1.0)
-    for r in prange(rows):
-        for j in range(hidden):
-            dc_t = dc[r, j] + dc_from_h[r, j]
-            i = gates[r, j]
-            f = gates[r, hidden + j]
-            g = gates[r, 2 * hidden + j]
-            g_preact[r, j] = dc_t * g * i * (one - i)
-            g_preact[r, hidden + j] = dc_t * c_prev[r, j] * f * (one - f)
-            g_preact[r, 2 * hidden + j] = dc_t * i * (one - g * g)
-            dc[r, j] = dc_t * f
+    hidden = c_prev.shape[1]
+    for r in range(c_prev.shape[0]):
+        if with_output:
+            _lstm_output_backward_row(dy[r], dh[r], gates[r, 3 * hidden:], tanh_u[r], g_preact[r, 3 * hidden:],
+                                      du[r])
+            _lstm_cell_backward_row(du[r], dc[r], gates[r], c_prev[r], g_preact[r], hidden)
+        else:
+            _lstm_cell_backward_row(dc_from_h[r], dc[r], gates[r], c_prev[r], g_preact[r], hidden)
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _gru_row(a_x, a_h, bias, h_prev, hidden_n, h_state, y, hidden):
+    one = y.dtype.type(1.0)
+    x_r, x_z, x_n = a_x[:hidden], a_x[hidden:2 * hidden], a_x[2 * hidden:]
+    h_r, h_z, h_n = a_h[:hidden], a_h[hidden:2 * hidden], a_h[2 * hidden:]
+    b_r, b_z, b_n = bias[:hidden], bias[hidden:2 * hidden], bias[2 * hidden:]
+    for j in range(hidden):
+        reset = _sigmoid(x_r[j] + h_r[j] + b_r[j])
+        update = _sigmoid(x_z[j] + h_z[j] + b_z[j])
+        hn = h_n[j] + b_n[j]
+        n = _tanh(x_n[j] + reset * hn)
+        h = (one - update) * n + update * h_prev[j]
+        x_r[j], x_z[j], x_n[j] = reset, update, n
+        hidden_n[j] = hn
+        h_state[j] = h
+        y[j] = h
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def gru_step_forward(preact_x, preact_h, bias, h_prev, hidden_n, h_state, y):
     """r, z = sigma(.), n = tanh(x_n + r * (h_n + b_hn)), h = (1 - z) * n + z * h_prev.
 
@@ -304,24 +382,28 @@ def gru_step_forward(preact_x, preact_h, bias, h_prev, hidden_n, h_state, y):
     hidden pre-activation is not summed into a; ``hidden_n`` keeps
     h_n + b_hn for backward, the gates r, z, n overwrite preact_x.
     """
-    rows, hidden = h_prev.shape
-    one = h_prev.dtype.type(1.0)
-    for r in prange(rows):
-        for j in range(hidden):
-            reset = _sigmoid(preact_x[r, j] + preact_h[r, j] + bias[j])
-            update = _sigmoid(preact_x[r, hidden + j] + preact_h[r, hidden + j] + bias[hidden + j])
-            hn = preact_h[r, 2 * hidden + j] + bias[2 * hidden + j]
-            n = _tanh(preact_x[r, 2 * hidden + j] + reset * hn)
-            h = (one - update) * n + update * h_prev[r, j]
-            preact_x[r, j] = reset
-            preact_x[r, hidden + j] = update
-            preact_x[r, 2 * hidden + j] = n
-            hidden_n[r, j] = hn
-            h_state[r, j] = h
-            y[r, j] = h
+    hidden = h_prev.shape[1]
+    for r in range(h_prev.shape[0]):
+        _gru_row(preact_x[r], preact_h[r], bias, h_prev[r], hidden_n[r], h_state[r], y[r], hidden)
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _gru_backward_row(dy, dh, gates, hidden_n, h_prev, g_x, g_h, hidden):
+    one = gates.dtype.type(1.0)
+    reset, update, n = gates[:hidden], gates[hidden:2 * hidden], gates[2 * hidden:]
+    gx_r, gx_z, gx_n = g_x[:hidden], g_x[hidden:2 * hidden], g_x[2 * hidden:]
+    gh_r, gh_z, gh_n = g_h[:hidden], g_h[hidden:2 * hidden], g_h[2 * hidden:]
+    for j in range(hidden):
+        dh_t = dy[j] + dh[j]
+        da_n = dh_t * (one - update[j]) * (one - n[j] * n[j])
+        da_r = da_n * hidden_n[j] * reset[j] * (one - reset[j])
+        da_z = dh_t * (h_prev[j] - n[j]) * update[j] * (one - update[j])
+        gx_r[j], gx_z[j], gx_n[j] = da_r, da_z, da_n
+        gh_r[j], gh_z[j], gh_n[j] = da_r, da_z, da_n * reset[j]
+        dh[j] = dh_t * update[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def gru_step_backward(dy, dh, gates, hidden_n, h_prev, g_preact_x, g_preact_h):
     """From dh_t = dy_t + dh (dh is overwritten by the direct part of dh_prev):
 
@@ -332,56 +414,62 @@ def gru_step_backward(dy, dh, gates, hidden_n, h_prev, g_preact_x, g_preact_h):
     The input side gets [da_r, da_z, da_n], the hidden side [da_r, da_z, da_n r]
     (its bias b_hn included); the caller adds (hidden side) @ W_hh to dh_prev.
     """
-    rows, hidden = h_prev.shape
-    one = h_prev.dtype.type(1.0)
-    for r in prange(rows):
-        for j in range(hidden):
-            dh_t = dy[r, j] + dh[r, j]
-            reset = gates[r, j]
-            update = gates[r, hidden + j]
-            n = gates[r, 2 * hidden + j]
-            da_n = dh_t * (one - update) * (one - n * n)
-            da_r = da_n * hidden_n[r, j] * reset * (one - reset)
-            da_z = dh_t * (h_prev[r, j] - n) * update * (one - update)
-            g_preact_x[r, j] = da_r
-            g_preact_x[r, hidden + j] = da_z
-            g_preact_x[r, 2 * hidden + j] = da_n
-            g_preact_h[r, j] = da_r
-            g_preact_h[r, hidden + j] = da_z
-            g_preact_h[r, 2 * hidden + j] = da_n * reset
-            dh[r, j] = dh_t * update
+    hidden = h_prev.shape[1]
+    for r in range(h_prev.shape[0]):
+        _gru_backward_row(dy[r], dh[r], gates[r], hidden_n[r], h_prev[r], g_preact_x[r], g_preact_h[r], hidden)
 
 
 # ----------------------------------------------------------------------------
 # Normalization of a block of rows: layer norm per row, batch norm per step
 # ----------------------------------------------------------------------------
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+def _layer_norm_row(z, gain, shift, eps, z_hat, out):
+    """Two-pass float64 statistics of one row; returns its rstd. ``out`` may be ``z``."""
+    features = z.shape[0]
+    total = 0.0
+    for j in range(features):
+        total += z[j]
+    mean = total / features
+    squares = 0.0
+    for j in range(features):
+        deviation = z[j] - mean
+        squares += deviation * deviation
+    rstd = 1.0 / np.sqrt(squares / features + eps)
+    mean_z, rstd_z = z.dtype.type(mean), z.dtype.type(rstd)
+    for j in range(features):
+        x_hat = (z[j] - mean_z) * rstd_z
+        z_hat[j] = x_hat
+        out[j] = x_hat * gain[j] + shift[j]
+    return rstd
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
 def layer_norm_rows_forward(z, gain, shift, eps, z_hat, rstd, out):
     """Each row over its F features: z_hat = (z - mean) * rstd, out = z_hat * gain + shift.
 
-    Two-pass statistics in float64; ``out`` may be ``z`` itself.
+    Statistics two-pass in float64; ``out`` may be ``z`` itself.
     """
-    rows, features = z.shape
-    inv_f = 1.0 / features
-    for r in prange(rows):
-        total = 0.0
-        for j in range(features):
-            total += z[r, j]
-        mean = total * inv_f
-        squares = 0.0
-        for j in range(features):
-            deviation = z[r, j] - mean
-            squares += deviation * deviation
-        row_rstd = 1.0 / np.sqrt(squares * inv_f + eps)
-        rstd[r] = row_rstd
-        for j in range(features):
-            x_hat = (z[r, j] - mean) * row_rstd
-            z_hat[r, j] = x_hat
-            out[r, j] = x_hat * gain[j] + shift[j]
+    for r in prange(z.shape[0]):
+        rstd[r] = _layer_norm_row(z[r], gain, shift, eps, z_hat[r], out[r])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+def _layer_norm_backward_row(g_out, gain, z_hat, rstd, dz):
+    features = z_hat.shape[0]
+    sum_g = 0.0
+    sum_g_z_hat = 0.0
+    for j in range(features):
+        g = g_out[j] * gain[j]
+        sum_g += g
+        sum_g_z_hat += g * z_hat[j]
+    dtype = z_hat.dtype.type
+    mean_g, mean_g_z_hat, rstd_z = dtype(sum_g / features), dtype(sum_g_z_hat / features), dtype(rstd)
+    for j in range(features):
+        dz[j] = rstd_z * (g_out[j] * gain[j] - mean_g - z_hat[j] * mean_g_z_hat)
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
 def layer_norm_rows_backward(g_out, gain, z_hat, rstd, dz):
     """Gradient of z through out = z_hat * gain + shift, z_hat the row's normalization.
 
@@ -391,26 +479,14 @@ def layer_norm_rows_backward(g_out, gain, z_hat, rstd, dz):
     the row variance (-z_hat mean(g z_hat)). gain/shift gradients are summed
     over all rows afterwards (``column_sums``).
     """
-    rows, features = z_hat.shape
-    inv_f = 1.0 / features
-    for r in prange(rows):
-        sum_g = 0.0
-        sum_g_z_hat = 0.0
-        for j in range(features):
-            g = g_out[r, j] * gain[j]
-            sum_g += g
-            sum_g_z_hat += g * z_hat[r, j]
-        mean_g = sum_g * inv_f
-        mean_g_z_hat = sum_g_z_hat * inv_f
-        row_rstd = rstd[r]
-        for j in range(features):
-            dz[r, j] = row_rstd * (g_out[r, j] * gain[j] - mean_g - z_hat[r, j] * mean_g_z_hat)
+    for r in prange(z_hat.shape[0]):
+        _layer_norm_backward_row(g_out[r], gain, z_hat[r], rstd[r], dz[r])
 
 
-_CHUNK = 64   # features per parallel task of the per-step batch norm
+_CHUNK = 256   # features per parallel task of the per-step batch norm
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
 def batch_norm_steps_forward(z, starts, stops, batch_stats, mean, var, rstd, gain, shift, eps, z_hat, out):
     """Each feature over the rows starts[s]:stops[s] of each step s (its valid sequences only).
 
@@ -419,37 +495,41 @@ def batch_norm_steps_forward(z, starts, stops, batch_stats, mean, var, rstd, gai
     statistics). z_hat = (z - mean) * rstd, out = z_hat * gain + shift; ``out``
     may be ``z``.
     """
-    steps = starts.shape[0]
     features = z.shape[1]
     chunks = (features + _CHUNK - 1) // _CHUNK
-    for task in prange(steps * chunks):
+    for task in prange(starts.shape[0] * chunks):
         s = task // chunks
         first = (task - s * chunks) * _CHUNK
         last = min(first + _CHUNK, features)
+        step_mean, step_var, step_rstd = mean[s, first:last], var[s, first:last], rstd[s, first:last]
         if batch_stats:
             inv_n = 1.0 / (stops[s] - starts[s])
-            total = np.zeros(last - first)
+            step_mean[:] = 0.0
             for r in range(starts[s], stops[s]):
-                for j in range(first, last):
-                    total[j - first] += z[r, j]
-            for j in range(first, last):
-                mean[s, j] = total[j - first] * inv_n
-            squares = np.zeros(last - first)
+                row = z[r, first:last]
+                for j in range(last - first):
+                    step_mean[j] += row[j]
+            step_mean *= inv_n
+            step_var[:] = 0.0
             for r in range(starts[s], stops[s]):
-                for j in range(first, last):
-                    deviation = z[r, j] - mean[s, j]
-                    squares[j - first] += deviation * deviation
-            for j in range(first, last):
-                var[s, j] = squares[j - first] * inv_n
-                rstd[s, j] = 1.0 / np.sqrt(var[s, j] + eps)
+                row = z[r, first:last]
+                for j in range(last - first):
+                    deviation = row[j] - step_mean[j]
+                    step_var[j] += deviation * deviation
+            step_var *= inv_n
+            for j in range(last - first):
+                step_rstd[j] = 1.0 / np.sqrt(step_var[j] + eps)
+        mean_z, rstd_z = step_mean.astype(z.dtype), step_rstd.astype(z.dtype)
+        step_gain, step_shift = gain[first:last], shift[first:last]
         for r in range(starts[s], stops[s]):
-            for j in range(first, last):
-                x_hat = (z[r, j] - mean[s, j]) * rstd[s, j]
-                z_hat[r, j] = x_hat
-                out[r, j] = x_hat * gain[j] + shift[j]
+            row, row_hat, row_out = z[r, first:last], z_hat[r, first:last], out[r, first:last]
+            for j in range(last - first):
+                x_hat = (row[j] - mean_z[j]) * rstd_z[j]
+                row_hat[j] = x_hat
+                row_out[j] = x_hat * step_gain[j] + step_shift[j]
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
 def batch_norm_steps_backward(g_out, starts, stops, batch_stats, rstd, gain, z_hat, dz):
     """Gradient of z through out = z_hat * gain + shift, statistics per step and feature.
 
@@ -457,44 +537,51 @@ def batch_norm_steps_backward(g_out, starts, stops, batch_stats, rstd, gain, z_h
         batch statistics:  dz = rstd * (g - mean(g) - z_hat * mean(g * z_hat))
         running statistics (constants):  dz = rstd * g
     """
-    steps = starts.shape[0]
     features = z_hat.shape[1]
     chunks = (features + _CHUNK - 1) // _CHUNK
-    for task in prange(steps * chunks):
+    for task in prange(starts.shape[0] * chunks):
         s = task // chunks
         first = (task - s * chunks) * _CHUNK
         last = min(first + _CHUNK, features)
-        mean_g = np.zeros(last - first)
-        mean_g_z_hat = np.zeros(last - first)
+        step_gain = gain[first:last]
+        sum_g = np.zeros(last - first)
+        sum_g_z_hat = np.zeros(last - first)
         if batch_stats:
-            inv_n = 1.0 / (stops[s] - starts[s])
             for r in range(starts[s], stops[s]):
-                for j in range(first, last):
-                    g = g_out[r, j] * gain[j]
-                    mean_g[j - first] += g * inv_n
-                    mean_g_z_hat[j - first] += g * z_hat[r, j] * inv_n
+                row_g, row_hat = g_out[r, first:last], z_hat[r, first:last]
+                for j in range(last - first):
+                    g = row_g[j] * step_gain[j]
+                    sum_g[j] += g
+                    sum_g_z_hat[j] += g * row_hat[j]
+            inv_n = 1.0 / (stops[s] - starts[s])
+            sum_g *= inv_n
+            sum_g_z_hat *= inv_n
+        mean_g, mean_g_z_hat = sum_g.astype(dz.dtype), sum_g_z_hat.astype(dz.dtype)
+        rstd_z = rstd[s, first:last].astype(dz.dtype)
         for r in range(starts[s], stops[s]):
-            for j in range(first, last):
-                dz[r, j] = rstd[s, j] * (g_out[r, j] * gain[j] - mean_g[j - first]
-                                         - z_hat[r, j] * mean_g_z_hat[j - first])
+            row_g, row_hat, row_dz = g_out[r, first:last], z_hat[r, first:last], dz[r, first:last]
+            for j in range(last - first):
+                row_dz[j] = rstd_z[j] * (row_g[j] * step_gain[j] - mean_g[j] - row_hat[j] * mean_g_z_hat[j])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
-def column_sums(g, z_hat, sum_g, sum_g_z_hat, with_z_hat):
-    """sum_g[j] = sum_r g[r, j] and (if ``with_z_hat``) sum_g_z_hat[j] = sum_r g[r, j] * z_hat[r, j], float64."""
+@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+def column_sums(g, z_hat, with_z_hat, blocks):
+    """(sum_r g[r, :], sum_r g[r, :] * z_hat[r, :]) in float64: each of ``blocks`` row blocks into its own partial sums."""
     rows, features = g.shape
-    chunks = (features + _CHUNK - 1) // _CHUNK
-    for chunk in prange(chunks):
-        first = chunk * _CHUNK
-        last = min(first + _CHUNK, features)
-        for r in range(rows):
-            for j in range(first, last):
-                sum_g[j] += g[r, j]
-                if with_z_hat:
-                    sum_g_z_hat[j] += g[r, j] * z_hat[r, j]
+    partial_g, partial_g_z_hat = np.zeros((blocks, features)), np.zeros((blocks, features))
+    for block in prange(blocks):
+        block_g, block_g_z_hat = partial_g[block], partial_g_z_hat[block]
+        for r in range(block * rows // blocks, (block + 1) * rows // blocks):
+            row_g = g[r]
+            for j in range(features):
+                block_g[j] += row_g[j]
+            if with_z_hat:
+                row_hat = z_hat[r]
+                for j in range(features):
+                    block_g_z_hat[j] += row_g[j] * row_hat[j]
+    return partial_g.sum(axis=0), partial_g_z_hat.sum(axis=0)
 
 
-# ----------------------------------------------------------------------------
 # The three ways a summed input is (not) normalized
 # ----------------------------------------------------------------------------
 # Each holds, for the whole sequence, what its backward needs. ``forward``
@@ -603,10 +690,9 @@ class _StepBatchNorm:
 
 
 def _sums(g, z_hat):
-    """(sum over rows of g, of g * z_hat) in float64, as g's dtype."""
-    features = g.shape[1]
-    sum_g, sum_g_z_hat = np.zeros(features), np.zeros(features)
-    column_sums(g, g if z_hat is None else z_hat, sum_g, sum_g_z_hat, z_hat is not None)
+    """(sum over rows of g, of g * z_hat) accumulated in float64, returned in g's dtype."""
+    sum_g, sum_g_z_hat = column_sums(g, g if z_hat is None else z_hat, z_hat is not None,
+                                     max(1, min(g.shape[0], get_num_threads())))
     return sum_g.astype(g.dtype), (None if z_hat is None else sum_g_z_hat.astype(g.dtype))
 
 
@@ -621,6 +707,27 @@ def _make_norm(norm, rows, features, dtype, gain, shift, steps, *, eps, training
 # ----------------------------------------------------------------------------
 # One layer, one direction, the whole sequence
 # ----------------------------------------------------------------------------
+
+# A parallel region costs a wake-up of the other threads at every call; a
+# step of B x G elements smaller than this is done faster by one thread (and
+# on a busy machine a wake-up can take a scheduler time slice). The BLAS
+# calls keep their own threads either way.
+_PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+@contextmanager
+def _step_threads(elements: int):
+    """Numba's threads for the per-step kernels: all of them for big steps, one for small ones."""
+    threads = get_num_threads()
+    if threads == 1 or elements >= _PARALLEL_MIN_ELEMENTS:
+        yield
+        return
+    set_num_threads(1)
+    try:
+        yield
+    finally:
+        set_num_threads(threads)
+
 
 class RecurrentSaved:
     """What BPTT needs: the inputs, every step's previous state and activated gates, the norms' state."""
@@ -706,26 +813,27 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     else:
         saved.h_saved = np.empty((rows_total, hidden), dtype)
 
-    for t in order:
-        n = batch_sizes[t]
-        rows = slice(offsets[t], offsets[t + 1])
-        step_rows = (rows, slice(t, t + 1))
-        np.copyto(h_prev[rows], h_state[:n])
-        hh = np.matmul(h_prev[rows], weight_hh_t, out=preact_h[:n])
-        hh = norm_hh.forward(hh, step_rows)
-        if cell == "lstm":
-            np.copyto(saved.c_prev[rows], c_state[:n])
-            lstm_step_forward(preact_x[rows], hh, cell_bias, saved.c_prev[rows], c_state[:n])
-            u = c_state[:n]
-            if norm_c is not None:
-                np.copyto(u_scratch[:n], u)
-                u = norm_c.forward(u_scratch[:n], step_rows)
-            lstm_output_forward(preact_x[rows], u, saved.tanh_u[rows], h_state[:n], y[rows])
-        elif cell == "gru":
-            gru_step_forward(preact_x[rows], hh, cell_bias, h_prev[rows], saved.hidden_n[rows], h_state[:n], y[rows])
-        else:
-            rnn_step_forward(preact_x[rows], hh, cell_bias, cell == "rnn_relu", saved.h_saved[rows],
-                             h_state[:n], y[rows])
+    with _step_threads(batch * features):
+        for t in order:
+            n = batch_sizes[t]
+            rows = slice(offsets[t], offsets[t + 1])
+            step_rows = (rows, slice(t, t + 1))
+            np.copyto(h_prev[rows], h_state[:n])
+            hh = np.matmul(h_prev[rows], weight_hh_t, out=preact_h[:n])
+            hh = norm_hh.forward(hh, step_rows)
+            if cell == "lstm":
+                np.copyto(saved.c_prev[rows], c_state[:n])
+                lstm_step_forward(preact_x[rows], hh, cell_bias, saved.c_prev[rows], c_state[:n], norm_c is None,
+                                  saved.tanh_u[rows], h_state[:n], y[rows])
+                if norm_c is not None:   # h = o * tanh(N_c(c)): the norm needs the whole step's c first
+                    np.copyto(u_scratch[:n], c_state[:n])
+                    u = norm_c.forward(u_scratch[:n], step_rows)
+                    lstm_output_forward(preact_x[rows], u, saved.tanh_u[rows], h_state[:n], y[rows])
+            elif cell == "gru":
+                gru_step_forward(preact_x[rows], hh, cell_bias, h_prev[rows], saved.hidden_n[rows], h_state[:n], y[rows])
+            else:
+                rnn_step_forward(preact_x[rows], hh, cell_bias, cell == "rnn_relu", saved.h_saved[rows],
+                                 h_state[:n], y[rows])
 
     if norm == "batch" and training:
         for side in (norm_ih, norm_hh, norm_c):
@@ -771,7 +879,9 @@ def recurrent_backward(dy, dh_n, dc_n, saved: RecurrentSaved, needs=(True,) * 11
     dc = None
     if cell == "lstm":
         dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype=dtype, copy=True)
-        du = np.empty((rows_total, hidden), dtype)   # every step's: the cell norm's gain sums it
+        # du = gradient of the (normalized) cell state under the tanh; every step's when the
+        # cell-state norm's gain needs it summed over all rows
+        du = np.empty((rows_total if saved.norm_c is not None else batch, hidden), dtype)
         dc_from_h = np.empty((batch, hidden), dtype)
     g_x = np.empty((rows_total, features), dtype)
     g_h = np.empty((rows_total, features), dtype) if cell == "gru" else g_x
@@ -779,26 +889,30 @@ def recurrent_backward(dy, dh_n, dc_n, saved: RecurrentSaved, needs=(True,) * 11
     dz = np.empty((rows_total, features), dtype) if normalized else g_h
     dh_matmul = np.empty((batch, hidden), dtype) if cell == "gru" else None
 
-    for t in reversed(saved.order):
-        n = batch_sizes[t]
-        rows = slice(offsets[t], offsets[t + 1])
-        step_rows = (rows, slice(t, t + 1))
-        if cell == "lstm":
-            lstm_output_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], g_x[rows], du[rows])
-            dc_u = du[rows]
-            if saved.norm_c is not None:
-                dc_u = saved.norm_c.backward(du[rows], step_rows, dc_from_h[:n])
-            lstm_step_backward(dc_u, dc[:n], saved.gates[rows], saved.c_prev[rows], g_x[rows])
-        elif cell == "gru":
-            gru_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.hidden_n[rows], saved.h_prev[rows],
-                              g_x[rows], g_h[rows])
-        else:
-            rnn_step_backward(dy[rows], dh[:n], saved.h_saved[rows], cell == "rnn_relu", g_x[rows])
-        dz_t = saved.norm_hh.backward(g_h[rows], step_rows, dz[rows])
-        if cell == "gru":
-            dh[:n] += np.matmul(dz_t, weight_hh, out=dh_matmul[:n])
-        else:
-            np.matmul(dz_t, weight_hh, out=dh[:n])
+    with _step_threads(batch * features):
+        for t in reversed(saved.order):
+            n = batch_sizes[t]
+            rows = slice(offsets[t], offsets[t + 1])
+            step_rows = (rows, slice(t, t + 1))
+            if cell == "lstm":
+                if saved.norm_c is None:
+                    lstm_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], saved.c_prev[rows], True,
+                                       du[:n], dc[:n], g_x[rows], du[:n])
+                else:
+                    lstm_output_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], g_x[rows], du[rows])
+                    dc_u = saved.norm_c.backward(du[rows], step_rows, dc_from_h[:n])
+                    lstm_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], saved.c_prev[rows],
+                                       False, dc_u, dc[:n], g_x[rows], du[rows])
+            elif cell == "gru":
+                gru_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.hidden_n[rows], saved.h_prev[rows],
+                                  g_x[rows], g_h[rows])
+            else:
+                rnn_step_backward(dy[rows], dh[:n], saved.h_saved[rows], cell == "rnn_relu", g_x[rows])
+            dz_t = saved.norm_hh.backward(g_h[rows], step_rows, dz[rows])
+            if cell == "gru":
+                dh[:n] += np.matmul(dz_t, weight_hh, out=dh_matmul[:n])
+            else:
+                np.matmul(dz_t, weight_hh, out=dh[:n])
 
     # The sums over time: one GEMM each.
     all_rows = (slice(0, rows_total), slice(0, len(batch_sizes)))
