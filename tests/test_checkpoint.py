@@ -111,7 +111,7 @@ def test_normlab_checkpoint_loads_into_torch(tmp_path, dtype, rng):
     assert not result.missing_keys and not result.unexpected_keys
     assert_state_equal(model.state_dict(), reference.state_dict())
     x = rng.standard_normal((6, 5)).astype(dtype)
-    np.testing.assert_allclose(model(normlab.tensor(x)).numpy(), reference(torch.from_numpy(x)).detach().numpy(),
+    np.testing.assert_allclose(model(normlab.tensor(x)).detach().numpy(), reference(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
@@ -124,7 +124,7 @@ def test_torch_checkpoint_loads_into_normlab(tmp_path, rng):
     model.load_state_dict(loaded)  # strict
     assert_state_equal(model.state_dict(), reference.state_dict())
     x = rng.standard_normal((6, 5)).astype(np.float32)
-    np.testing.assert_allclose(model(normlab.tensor(x)).numpy(), reference(torch.from_numpy(x)).detach().numpy(),
+    np.testing.assert_allclose(model(normlab.tensor(x)).detach().numpy(), reference(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -174,7 +174,7 @@ def test_batchnorm_checkpoint_round_trips_both_ways(tmp_path, rng):
     fresh.eval()
     reference.eval()
     x = rng.standard_normal((4, 5)).astype(np.float32)
-    np.testing.assert_allclose(fresh(normlab.tensor(x)).numpy(), reference(torch.from_numpy(x)).detach().numpy(),
+    np.testing.assert_allclose(fresh(normlab.tensor(x)).detach().numpy(), reference(torch.from_numpy(x)).detach().numpy(),
                                rtol=2e-5, atol=2e-6)
 
 

@@ -52,7 +52,7 @@ def test_batch_norm_updates_running_stats_in_place_like_torch(container, dtype, 
     mean, var = np.zeros(channels, dtype), np.ones(channels, dtype)
     ours_mean, ours_var = (mean.copy(), var.copy()) if container == "ndarray" else \
         (normlab.tensor(mean), normlab.tensor(var))
-    arrays = (ours_mean, ours_var) if container == "ndarray" else (ours_mean.data, ours_var.data)
+    arrays = (ours_mean, ours_var) if container == "ndarray" else (np.asarray(ours_mean), np.asarray(ours_var))
     torch_mean, torch_var = torch.tensor(mean, dtype=torch.float64), torch.tensor(var, dtype=torch.float64)
     weight, bias = rng.standard_normal(channels), rng.standard_normal(channels)
     for step, (n, momentum) in enumerate([(4, 0.1), (2, 0.5), (7, 1.0), (3, 0.0)]):
@@ -64,7 +64,7 @@ def test_batch_norm_updates_running_stats_in_place_like_torch(container, dtype, 
         assert_close(y, y_torch, dtype, f"step {step} output")
         assert_close(arrays[0], torch_mean, dtype, f"step {step} running_mean")
         assert_close(arrays[1], torch_var, dtype, f"step {step} running_var")
-    current = (ours_mean, ours_var) if container == "ndarray" else (ours_mean.data, ours_var.data)
+    current = (ours_mean, ours_var) if container == "ndarray" else (np.asarray(ours_mean), np.asarray(ours_var))
     assert all(a is b for a, b in zip(current, arrays)), "the very same arrays must be updated"
     x = rng.standard_normal((2, channels, 5)).astype(dtype)
     before = [a.copy() for a in arrays]
@@ -109,8 +109,8 @@ def test_rms_norm_eps_none_is_machine_epsilon(dtype, rng):
     expected = TF.rms_norm(torch.tensor(x, dtype=torch_dtype), [6], torch.tensor(weight, dtype=torch_dtype))
     assert_close(y, expected, dtype, "rms_norm with eps=None")
     explicit = F.rms_norm(x, 6, weight, eps=float(np.finfo(dtype).eps))
-    np.testing.assert_array_equal(y.numpy(), explicit.numpy())
-    assert not np.allclose(y.numpy(), F.rms_norm(x, 6, weight, eps=1e-12).numpy(), rtol=1e-3)
+    np.testing.assert_array_equal(y.detach().numpy(), explicit.detach().numpy())
+    assert not np.allclose(y.detach().numpy(), F.rms_norm(x, 6, weight, eps=1e-12).detach().numpy(), rtol=1e-3)
 
 
 @pytest.mark.parametrize("normalized_shape", [4, (4,), [3, 4], (2, 3, 4)])
@@ -138,11 +138,11 @@ def test_output_without_autograd_equals_output_with_autograd(rng):
                  lambda v: F.group_norm(v, 3, weight, bias),
                  lambda v: F.layer_norm(v, 5, np.arange(5, dtype=np.float32), np.ones(5, np.float32)),
                  lambda v: F.rms_norm(v, 5, np.arange(5, dtype=np.float32))):
-        plain = call(x).numpy()
+        plain = call(x).detach().numpy()
         tracked = call(normlab.tensor(x, requires_grad=True))
         with normlab.no_grad():
-            no_grad = call(normlab.tensor(x, requires_grad=True)).numpy()
-        np.testing.assert_array_equal(plain, tracked.numpy())
+            no_grad = call(normlab.tensor(x, requires_grad=True)).detach().numpy()
+        np.testing.assert_array_equal(plain, tracked.detach().numpy())
         np.testing.assert_array_equal(plain, no_grad)
 
 
@@ -184,7 +184,7 @@ def _check_gradients(call, inputs: dict, rng, what: str) -> None:
     tensors = {name: normlab.tensor(a, requires_grad=True) for name, a in arrays.items()}
     call(**tensors).backward(dy)
     for name, array in arrays.items():
-        numeric = numerical_gradient(lambda: float(np.sum(call(**arrays).numpy() * dy)), array)
+        numeric = numerical_gradient(lambda: float(np.sum(call(**arrays).detach().numpy() * dy)), array)
         np.testing.assert_allclose(tensors[name].grad, numeric, rtol=1e-6, atol=1e-8,
                                    err_msg=f"{what}: d/d{name}")
 

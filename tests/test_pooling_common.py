@@ -71,6 +71,33 @@ def windows_are_valid(n, shape, config) -> bool:
         return False
 
 
+def torch_window_in_padding(n, shape, config) -> bool:
+    """True when torch's window geometry puts some window entirely in the padding.
+
+    Written from torch's documented output-size rule, independently of normlab:
+    out = floor_or_ceil((L + 2p - d(k-1) - 1) / s) + 1, and with ceil_mode the
+    last window is dropped when it would start in the right padding.
+    """
+    def per_dim(value):
+        return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+
+    kernel = per_dim(config["kernel_size"])
+    stride = per_dim(config.get("stride") or config["kernel_size"])
+    padding = per_dim(config["padding"])
+    dilation = per_dim(config.get("dilation", 1))
+    for size, k, s, p, d in zip(shape[-n:], kernel, stride, padding, dilation):
+        span = d * (k - 1) + 1
+        steps = (size + 2 * p - span) / s
+        out = (int(np.ceil(steps)) if config["ceil_mode"] else int(np.floor(steps))) + 1
+        if config["ceil_mode"] and (out - 1) * s >= size + p:
+            out -= 1
+        for o in range(out):
+            start = o * s - p
+            if all(not 0 <= start + j * d < size for j in range(k)):
+                return True
+    return False
+
+
 def distinct_input(shape, dtype, rng) -> np.ndarray:
     """A tie-free input: a random permutation of evenly spaced distinct values (distinct in float32 too)."""
     size = int(np.prod(shape))

@@ -385,6 +385,43 @@ class GetItem(Function):
         return (grad,)
 
 
+class SetItem(Function):
+    """``out = a`` with ``out[index] = v``: the overwritten part of ``a`` gets no gradient, ``v`` gets ``g[index]``."""
+
+    def forward(self, a, v, *, index):
+        self.index, self.v_shape = index, np.shape(v)
+        out = np.array(a, copy=True)
+        out[index] = v
+        return out
+
+    def backward(self, g):
+        ga, gv = self.needs_input_grad
+        grad_a = grad_v = None
+        if ga:
+            grad_a = np.array(g, copy=True)
+            grad_a[self.index] = 0
+        if gv:
+            grad_v = unbroadcast(np.asarray(g[self.index]), self.v_shape)
+        return grad_a, grad_v
+
+
+class CopyInto(Function):
+    """What ``t.copy_(other)`` writes: ``other`` broadcast to t's shape, in t's dtype.
+
+    The old value of ``t`` no longer matters (its gradient is 0); ``other`` gets
+    the gradient, summed over the broadcast axes.
+    """
+
+    def forward(self, target, other):
+        self.other_shape, self.other_dtype = np.shape(other), np.asarray(other).dtype
+        return np.array(np.broadcast_to(other, target.shape), dtype=target.dtype, copy=True)
+
+    def backward(self, g):
+        g_target, g_other = self.needs_input_grad
+        return (np.zeros_like(g) if g_target else None,
+                unbroadcast(g, self.other_shape).astype(self.other_dtype, copy=False) if g_other else None)
+
+
 class Cat(Function):
     def forward(self, *arrays, dim):
         self.dim = dim

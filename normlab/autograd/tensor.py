@@ -1,17 +1,23 @@
 """``Tensor``: a NumPy array that remembers how it was made.
 
-A Tensor holds ``data`` (an ``np.ndarray``), ``grad`` (an ``np.ndarray`` or
-None, filled by ``backward``) and, when it came out of a recorded operation,
-the Function that created it. ``loss.backward()`` walks those creators in
-reverse topological order and accumulates ``grad`` on every leaf that
-``requires_grad``.
+A Tensor holds an ``np.ndarray`` (``_data`` inside normlab), ``grad`` (a
+Tensor or None, filled by ``backward``) and, when it came out of a recorded
+operation, the Function that created it. ``loss.backward()`` walks those
+creators in reverse topological order and accumulates ``grad`` on every leaf
+that ``requires_grad``.
+
+As in torch, ``t.data`` is a Tensor sharing ``t``'s memory that does not
+require grad and whose in-place changes are not tracked (the old-style
+``m.weight.data.normal_(0, 0.02)`` works); ``t.numpy()`` and
+``np.asarray(t)`` give the array itself (``numpy()`` refuses a tensor that
+requires grad: use ``t.detach().numpy()``).
 
 >>> import normlab
 >>> x = normlab.tensor([1.0, 2.0, 3.0], requires_grad=True)
 >>> y = (x * x).sum()
 >>> y.backward()
 >>> x.grad
-array([2., 4., 6.], dtype=float32)
+tensor([2., 4., 6.])
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import numpy as np
 
 from normlab.autograd import functions as fn
 from normlab.autograd.function import run_backward
-from normlab.autograd.grad_mode import no_grad
+from normlab.autograd.grad_mode import is_grad_enabled, no_grad
 
 _default_dtype = np.dtype(np.float32)
 
@@ -64,33 +70,91 @@ def _unwrap(x):
     return x._data if isinstance(x, Tensor) else x
 
 
+class _VersionCounter:
+    """How many in-place changes a tensor's memory has seen (shared by a tensor and its views)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 class Tensor:
     """An n-dimensional array with automatic differentiation (see the module docstring)."""
 
-    # NumPy defers binary operators (``array + tensor``) to Tensor's reflected
-    # methods instead of converting the Tensor to an array.
-    __array_ufunc__ = None
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs on tensors: arithmetic stays in autograd, the rest gives plain arrays.
+
+        ``array + tensor`` and ``np.exp(tensor)`` become normlab operations (a
+        Tensor with a gradient); any other ufunc, or one with ``out=``, runs on
+        the arrays and returns an ndarray (like ``np.asarray(t)``, outside autograd).
+        """
+        op = _UFUNC_OPS.get(ufunc) if method == "__call__" and not kwargs else None
+        if op is not None:
+            return op(*inputs)
+        arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(o._data if isinstance(o, Tensor) else o for o in kwargs["out"])
+        return getattr(ufunc, method)(*arrays, **kwargs)
 
     def __init__(self, data, requires_grad: bool = False, dtype=None) -> None:
         self._data = _to_array(data, dtype)
         if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {self._data.dtype}")
         self.requires_grad = bool(requires_grad)
-        self.grad: np.ndarray | None = None
+        self._grad: Tensor | None = None
         self._creator = None       # the Function that produced this tensor (None for a leaf)
         self._output_index = 0     # which of the creator's outputs this is
         self._hooks: list = []     # gradient hooks of a leaf
         self._retains_grad = False
+        self._version_counter = _VersionCounter()
+        self._base: Tensor | None = None  # the tensor this one is a view of (made by a view op)
 
     # ------------------------------------------------------------------ basics
     @property
-    def data(self):
-        """The array behind this tensor (transitional: becomes a Tensor sharing memory)."""
-        return self._data
+    def data(self) -> "Tensor":
+        """A Tensor sharing this tensor's memory, outside autograd: its in-place changes are not tracked."""
+        return Tensor(self._data)
 
     @data.setter
     def data(self, value) -> None:
-        self._data = _to_array(value)
+        array = value._data if isinstance(value, Tensor) else _to_array(value)
+        if self.requires_grad and array.dtype.kind not in "fc":
+            raise TypeError(f"Tensor.data: a tensor that requires grad needs floating-point data, got {array.dtype}")
+        self._data = array
+        self._bump_version()
+
+    @property
+    def grad(self) -> "Tensor | None":
+        """The accumulated gradient (a Tensor that does not require grad), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is None:
+            self._grad = None
+            return
+        if isinstance(value, Tensor):
+            if value.dtype != self.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: expected {self.dtype}, got {value.dtype}")
+        else:
+            array = np.asarray(value)
+            if array.dtype.kind not in "fc":
+                raise TypeError(f"Tensor.grad: expected a Tensor, an array of floats or None, got {type(value).__name__}")
+            value = Tensor(array.astype(self.dtype, copy=False))  # an array is taken in this tensor's dtype
+        if value.shape != self.shape:
+            raise RuntimeError(
+                f"assigned grad has data of a different size: expected shape {self.shape}, got {value.shape}"
+            )
+        self._grad = value
+
+    @property
+    def _version(self) -> int:
+        """The number of in-place changes made to this tensor's memory through normlab."""
+        return self._version_counter.value
+
+    def _bump_version(self) -> None:
+        self._version_counter.value += 1
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -123,8 +187,12 @@ class Tensor:
         """The Function that created this tensor (None for leaves)."""
         return self._creator
 
-    def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The underlying array (shared, not copied); refuses a tensor that requires grad, as torch."""
+        if self.requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+            )
         return self._data
 
     def item(self):
@@ -136,8 +204,10 @@ class Tensor:
         return self._data.tolist()
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing the same data, cut from the graph."""
-        return Tensor(self._data)
+        """A new leaf sharing the same memory (and version counter), cut from the graph."""
+        t = Tensor(self._data)
+        t._version_counter = self._version_counter
+        return t
 
     def detach_(self) -> "Tensor":
         self._creator = None
@@ -185,7 +255,11 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
+        data = self._data
+        # torch's style: whole-valued floats as "1.", others with 4 fixed decimals.
+        fixed = data.dtype.kind == "f" and data.size and not np.all(np.isfinite(data) & (data == np.round(data)))
+        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
+                               floatmode="fixed" if fixed else "maxprec")
         extras = []
         if self._data.dtype not in (_default_dtype, np.dtype(np.int64), np.dtype(bool)):
             extras.append(f"dtype={self._data.dtype}")
@@ -196,11 +270,17 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
     # -------------------------------------------------------------- gradients
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         """Accumulate d self / d leaf into ``leaf.grad`` for every leaf that requires grad.
 
         ``grad`` is d loss / d self; it may be omitted only when self has one element.
+        The graph is kept after backward (``retain_graph`` is accepted for torch
+        code); ``create_graph`` (higher-order gradients) and ``inputs`` are not supported.
         """
+        if create_graph:
+            raise NotImplementedError("backward: create_graph=True (higher-order gradients) is not supported by normlab")
+        if inputs is not None:
+            raise NotImplementedError("backward: inputs= is not supported by normlab; call backward() and read .grad")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no grad_fn")
         if grad is None:
@@ -219,21 +299,27 @@ class Tensor:
 
     def _accumulate_leaf(self, g: np.ndarray, exclusive: bool = False) -> None:
         """Add ``g`` into ``.grad``; ``exclusive`` says nothing else holds ``g`` (see function._exclusive)."""
-        for hook in self._hooks:
-            replaced = hook(g)
-            if replaced is not None:
-                g, exclusive = np.asarray(replaced), False
-        if self.grad is not None:
-            self.grad = self.grad + g
-        elif exclusive:
-            self.grad = g
+        from normlab.autograd.function import _run_hooks
+
+        if self._hooks:
+            g, replaced = _run_hooks(self._hooks, g)
+            exclusive = exclusive and not replaced
+        if g.dtype != self.dtype:
+            g, exclusive = g.astype(self.dtype), True
+        current = self._grad
+        if current is not None and current._data.flags.writeable and current.shape == g.shape:
+            current._data += g  # in place, as torch accumulates (no graph is built for gradients)
+            current._bump_version()
+        elif current is not None:
+            self._grad = Tensor(current._data + g)
         else:
-            # Copy on the first store: ``g`` may alias another array (the caller's
-            # seed, a broadcast view), and optimizers update ``.grad`` in place.
-            self.grad = np.array(g, dtype=self.dtype, copy=True)
+            # Copy on the first store unless nothing else holds ``g``: it may alias
+            # another array (the caller's seed, a broadcast view), and optimizers
+            # and clipping update ``.grad`` in place.
+            self._grad = Tensor(g if exclusive else np.array(g, copy=True))
 
     def register_hook(self, hook):
-        """Call ``hook(grad)`` with this tensor's gradient during backward; a returned array replaces it."""
+        """Call ``hook(grad)`` with this tensor's gradient (a Tensor) during backward; a returned value replaces it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
         if self._creator is None:
@@ -255,21 +341,175 @@ class Tensor:
         def keep(g):
             t = ref()
             if t is not None:
-                t.grad = np.array(g, copy=True) if t.grad is None else t.grad + g
+                array = np.array(g._data, copy=True) if t._grad is None else t._grad._data + g._data
+                t._grad = Tensor(array)
 
         self.register_hook(keep)
 
-    def zero_(self) -> "Tensor":
-        self._data[...] = 0
+    # ------------------------------------------------------------ in place
+    def _check_inplace(self, name: str) -> None:
+        """torch's rules for an in-place change while gradients are recorded."""
+        if not is_grad_enabled():
+            return
+        if self._creator is None and self.requires_grad:
+            raise RuntimeError(
+                f"{name}: a leaf Variable that requires grad is being used in an in-place operation "
+                "(wrap it in `with normlab.no_grad():` to change a parameter's value)"
+            )
+        base = self._base
+        if base is not None and base.requires_grad:
+            if base._creator is None:
+                raise RuntimeError(
+                    f"{name}: a view of a leaf Variable that requires grad is being used in an in-place operation"
+                )
+            raise RuntimeError(
+                f"{name}: an in-place change of a view of a tensor that requires grad is not supported by "
+                "normlab's autograd; change the base tensor, or compute the result out of place"
+            )
+
+    def _inplace(self, name: str, compute, *operands) -> "Tensor":
+        """Write ``compute(self, *operands)`` into this tensor's memory and bump its version.
+
+        When the change must be recorded (grad mode, and this tensor or an
+        operand requires grad), ``compute`` runs on a copy that takes this
+        tensor's place in the graph, so whatever earlier operations saved keeps
+        its value until the version check sees the change; this tensor then
+        becomes the output of the new operation.
+        """
+        self._check_inplace(name)
+        records = is_grad_enabled() and (self.requires_grad or any(
+            isinstance(o, Tensor) and o.requires_grad for o in operands))
+        if records:
+            before = Tensor(self._data.copy())
+            before.requires_grad = self.requires_grad
+            before._creator, before._output_index = self._creator, self._output_index
+            result = compute(before, *operands)
+        else:
+            with no_grad():
+                result = compute(self, *operands)
+        np.copyto(self._data, result._data, casting="same_kind")
+        if records:
+            self._creator, self._output_index = result._creator, result._output_index
+            self.requires_grad = result.requires_grad
+            self._retains_grad = False
+        self._bump_version()
         return self
+
+    def _fill_inplace(self, name: str, values) -> "Tensor":
+        """Overwrite every element with ``values``; the old value gets a zero gradient."""
+        return self._inplace(name, lambda source, v: fn.CopyInto.apply(source, v), values)
+
+    def zero_(self) -> "Tensor":
+        return self._fill_inplace("zero_", 0)
 
     def fill_(self, value) -> "Tensor":
-        self._data[...] = value
-        return self
+        value = _unwrap(value)
+        if np.ndim(value) != 0:
+            raise ValueError(f"fill_: expected a number or a 0-d tensor, got shape {np.shape(value)}")
+        return self._fill_inplace("fill_", value)
 
     def copy_(self, other) -> "Tensor":
-        self._data[...] = _unwrap(other)
-        return self
+        """Copy ``other`` (broadcast to this shape) into this tensor; the gradient flows to ``other``."""
+        return self._fill_inplace("copy_", other)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
+        from normlab.random import default_generator
+        rng = generator or default_generator()
+        return self._fill_inplace("normal_", rng.normal(mean, std, self.shape))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
+        from normlab.random import default_generator
+        rng = generator or default_generator()
+        return self._fill_inplace("uniform_", rng.uniform(a, b, self.shape))
+
+    def add_(self, other, *, alpha=1):
+        return self._inplace("add_", lambda s, o: s + (o if alpha == 1 else o * alpha), other)
+
+    def sub_(self, other, *, alpha=1):
+        return self._inplace("sub_", lambda s, o: s - (o if alpha == 1 else o * alpha), other)
+
+    def mul_(self, other):
+        return self._inplace("mul_", lambda s, o: s * o, other)
+
+    def div_(self, other):
+        return self._inplace("div_", lambda s, o: s / o, other)
+
+    def pow_(self, exponent):
+        return self._inplace("pow_", lambda s, e: s ** e, exponent)
+
+    def neg_(self):
+        return self._inplace("neg_", lambda s: -s)
+
+    def abs_(self):
+        return self._inplace("abs_", lambda s: s.abs())
+
+    def exp_(self):
+        return self._inplace("exp_", lambda s: s.exp())
+
+    def log_(self):
+        return self._inplace("log_", lambda s: s.log())
+
+    def sqrt_(self):
+        return self._inplace("sqrt_", lambda s: s.sqrt())
+
+    def sigmoid_(self):
+        return self._inplace("sigmoid_", lambda s: s.sigmoid())
+
+    def tanh_(self):
+        return self._inplace("tanh_", lambda s: s.tanh())
+
+    def relu_(self):
+        return self._inplace("relu_", lambda s: s.relu())
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace("clamp_", lambda s: s.clamp(min, max))
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min):
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max):
+        return self.clamp_(max=max)
+
+    def masked_fill_(self, mask, value):
+        return self._inplace("masked_fill_", lambda s, v: s.masked_fill(mask, v), value)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return self._inplace("addcmul_", lambda s, a, b: s + value * (a * b), tensor1, tensor2)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return self._inplace("addcdiv_", lambda s, a, b: s + value * (a / b), tensor1, tensor2)
+
+    def lerp_(self, end, weight):
+        return self._inplace("lerp_", lambda s, e, w: s + w * (e - s), end, weight)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __setitem__(self, index, value) -> None:
+        """``t[index] = value`` in place; differentiable (the gradient of the overwritten part is 0)."""
+        index = tuple(_unwrap(i) for i in index) if isinstance(index, tuple) else _unwrap(index)
+        if is_grad_enabled() and (self.requires_grad or isinstance(value, Tensor) and value.requires_grad):
+            self._inplace("__setitem__", lambda s, v: fn.SetItem.apply(s, v, index=index), value)
+            return
+        self._check_inplace("__setitem__")
+        self._data[index] = _unwrap(value)
+        self._bump_version()
+
+    def masked_fill(self, mask, value):
+        """Elements where ``mask`` is True replaced by ``value`` (no gradient there)."""
+        mask = np.asarray(_unwrap(mask), dtype=bool)
+        return fn.Where.apply(mask, value if isinstance(value, Tensor) else np.asarray(value, dtype=self.dtype), self)
 
     # ------------------------------------------------------------- arithmetic
     def __add__(self, other):
@@ -416,14 +656,21 @@ class Tensor:
             raise TypeError("pass either dim or axis, not both")
         return axis if dim is None else dim
 
-    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """Sum over ``dim`` (torch's name) or ``axis`` (NumPy's); all dimensions by default."""
-        axes = fn.normalize_axes(self._dims(dim, axis), self.ndim)
-        return fn.Sum.apply(self, axes=axes, keepdim=bool(keepdims if keepdims is not None else keepdim))
+    def _reduction_input(self, dtype, out, name: str) -> "Tensor":
+        if out is not None:
+            raise TypeError(f"{name}: out= is not supported")
+        return self if dtype is None else self.astype(dtype)
 
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
+        """Sum over ``dim`` (torch's name) or ``axis`` (NumPy's); all dimensions by default."""
+        source = self._reduction_input(dtype, out, "sum")
         axes = fn.normalize_axes(self._dims(dim, axis), self.ndim)
-        return fn.Mean.apply(self, axes=axes, keepdim=bool(keepdims if keepdims is not None else keepdim))
+        return fn.Sum.apply(source, axes=axes, keepdim=bool(keepdims if keepdims is not None else keepdim))
+
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
+        source = self._reduction_input(dtype, out, "mean")
+        axes = fn.normalize_axes(self._dims(dim, axis), self.ndim)
+        return fn.Mean.apply(source, axes=axes, keepdim=bool(keepdims if keepdims is not None else keepdim))
 
     def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None, axis=None, keepdims=None):
         """Variance, by default unbiased (``correction=1``) like torch."""
@@ -456,6 +703,18 @@ class Tensor:
 
     def amin(self, dim=None, keepdim=False):
         return fn.Extremum.apply(self, axes=fn.normalize_axes(dim, self.ndim), keepdim=keepdim, largest=False)
+
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        """True where some element (along ``dim``) is nonzero; a bool tensor without gradient."""
+        self._reduction_input(None, out, "any")
+        keep = bool(keepdims if keepdims is not None else keepdim)
+        return Tensor(np.any(self._data, axis=self._dims(dim, axis), keepdims=keep))
+
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        """True where every element (along ``dim``) is nonzero; a bool tensor without gradient."""
+        self._reduction_input(None, out, "all")
+        keep = bool(keepdims if keepdims is not None else keepdim)
+        return Tensor(np.all(self._data, axis=self._dims(dim, axis), keepdims=keep))
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
@@ -647,6 +906,30 @@ def maximum(input, other) -> Tensor:
 
 def minimum(input, other) -> Tensor:
     return fn.Minimum.apply(input, other)
+
+
+_UFUNC_OPS = {
+    np.add: lambda a, b: fn.Add.apply(a, b),
+    np.subtract: lambda a, b: fn.Sub.apply(a, b),
+    np.multiply: lambda a, b: fn.Mul.apply(a, b),
+    np.true_divide: lambda a, b: fn.Div.apply(a, b),
+    np.power: lambda a, b: fn.Pow.apply(a, b),
+    np.matmul: lambda a, b: fn.MatMul.apply(a, b),
+    np.negative: lambda a: fn.Neg.apply(a),
+    np.exp: lambda a: fn.Exp.apply(a),
+    np.log: lambda a: fn.Log.apply(a),
+    np.sqrt: lambda a: fn.Sqrt.apply(a),
+    np.absolute: lambda a: fn.Abs.apply(a),
+    np.maximum: lambda a, b: fn.Maximum.apply(a, b),
+    np.minimum: lambda a, b: fn.Minimum.apply(a, b),
+    np.tanh: lambda a: as_tensor(a).tanh(),
+    np.less: lambda a, b: Tensor(np.less(_unwrap(a), _unwrap(b))),
+    np.less_equal: lambda a, b: Tensor(np.less_equal(_unwrap(a), _unwrap(b))),
+    np.greater: lambda a, b: Tensor(np.greater(_unwrap(a), _unwrap(b))),
+    np.greater_equal: lambda a, b: Tensor(np.greater_equal(_unwrap(a), _unwrap(b))),
+    np.equal: lambda a, b: Tensor(np.equal(_unwrap(a), _unwrap(b))),
+    np.not_equal: lambda a, b: Tensor(np.not_equal(_unwrap(a), _unwrap(b))),
+}
 
 
 def _method(name):

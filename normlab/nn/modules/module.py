@@ -242,7 +242,8 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad[...] = 0
+                p.grad._data[...] = 0
+                p.grad._bump_version()
 
     def to(self, dtype) -> "Module":
         """Convert floating-point parameters and buffers to ``dtype`` (in place, like torch)."""
@@ -254,8 +255,9 @@ class Module:
                 for t in store.values():
                     if t is not None and t.dtype.kind == "f":
                         t._data = t._data.astype(dtype)
+                        t._bump_version()
                         if t.grad is not None:
-                            t.grad = t.grad.astype(dtype)
+                            t.grad = t.grad._data.astype(dtype)
         return self
 
     def float(self) -> "Module":
@@ -311,6 +313,7 @@ class Module:
             )
         for target, value in updates:
             target._data[...] = value.astype(target.dtype, copy=False)
+            target._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ repr
