@@ -12,7 +12,7 @@ nothing is downloaded.
 
 >>> from normlab.data import make_adding_problem
 >>> train = make_adding_problem(100, min_length=10, max_length=20, seed=0)
->>> train.x.shape, train.lengths.min() >= 10, train.y.dtype, train.task
+>>> train.x.shape, bool(train.lengths.min() >= 10), train.y.dtype, train.task
 ((100, 20, 2), True, dtype('float32'), 'regression')
 """
 from __future__ import annotations

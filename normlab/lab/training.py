@@ -16,14 +16,27 @@ import numpy as np
 import normlab
 import normlab.nn as nn
 import normlab.nn.functional as F
+from normlab.data import DataSplits, load_mnist1d
 from normlab.train import evaluate
 
-__all__ = ["NORM_LABELS", "conv_norm", "mnist1d_cnn", "batch_indices", "fit", "train_epochs", "linear_scaled_sgd",
-           "StepProgress", "auc", "seeded"]
+__all__ = ["mnist1d", "NORM_LABELS", "conv_norm", "mnist1d_cnn", "batch_indices", "fit", "train_epochs",
+           "linear_scaled_sgd", "StepProgress", "auc", "seeded"]
 
 #: Normalization names used across the lab, and how the report writes them.
 NORM_LABELS = {"none": "no norm", "batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm",
                "instance": "InstanceNorm", "renorm": "Batch Renorm"}
+
+
+def mnist1d() -> DataSplits:
+    """MNIST-1D with the mnist1d package's defaults, cached on disk where the cache folder can be written.
+
+    The cache saves every worker process the 3 s of generating it; a
+    read-only home only costs that time again.
+    """
+    try:
+        return load_mnist1d(cache_dir=True)
+    except OSError:
+        return load_mnist1d()
 
 
 def conv_norm(norm: str, channels: int, groups: int = 5) -> nn.Module | None:

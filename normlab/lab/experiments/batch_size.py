@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from normlab.data import load_mnist1d
 from normlab.lab.experiment import Check, Experiment, register
 from normlab.lab.figures import colour, pyplot, save
-from normlab.lab.training import (NORM_LABELS, StepProgress, linear_scaled_sgd, mnist1d_cnn, seeded,
+from normlab.lab.training import (NORM_LABELS, StepProgress, linear_scaled_sgd, mnist1d, mnist1d_cnn, seeded,
                                   train_epochs)
 from normlab.train import evaluate
 
@@ -57,7 +56,7 @@ class BatchSize(Experiment):
         return [{"seed": seed, "norm": norm} for seed in seeds for norm in NORMS]
 
     def run_task(self, task, size, progress):
-        data = load_mnist1d(cache_dir=True)
+        data = mnist1d()
         sizes = size["batch_sizes"]
         tracker = StepProgress(progress, sum(size["epochs"] * (len(data.x_train) // b) for b in sizes))
         errors = {str(b): train_at_batch_size(task["norm"], b, size["epochs"], task["seed"], data, tracker)

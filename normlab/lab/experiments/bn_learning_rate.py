@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 import normlab
-from normlab.data import load_mnist1d
 from normlab.lab.experiment import Check, Experiment, register
 from normlab.lab.figures import colour, mean_band, pyplot, save
-from normlab.lab.training import StepProgress, fit, seeded
+from normlab.lab.training import StepProgress, fit, mnist1d, seeded
 from normlab.train import mlp
 
 GRID = (0.003, 0.01, 0.03, 0.1, 0.3)  # the no-BN learning rates tried, half a decade apart
@@ -61,7 +60,7 @@ class BNLearningRate(Experiment):
     def run_task(self, task, size, progress):
         seed, steps = task["seed"], size["steps"]
         every = max(steps // size["evaluations"], 1)
-        data = load_mnist1d(cache_dir=True)
+        data = mnist1d()
         order = np.random.default_rng(seed).permutation(len(data.x_train))
         validation, train = order[:VALIDATION], order[VALIDATION:]
         x_train, y_train = data.x_train[train], data.y_train[train]

@@ -5,11 +5,11 @@ import numpy as np
 
 import normlab
 import normlab.nn as nn
-from normlab.data import load_digits, load_mnist1d
+from normlab.data import load_digits
 from normlab.diagnostics import GradientMonitor
 from normlab.lab.experiment import Check, Experiment, register
 from normlab.lab.figures import colour, mean_band, pyplot, save
-from normlab.lab.training import StepProgress, auc, fit, seeded
+from normlab.lab.training import StepProgress, auc, fit, mnist1d, seeded
 
 DATASETS = ("digits", "mnist1d")
 DATASET_LABELS = {"digits": "digits", "mnist1d": "MNIST-1D"}
@@ -131,7 +131,7 @@ class CovariateShift(Experiment):
         steps, evaluations = size["steps"], size["evaluations"]
         every = max(steps // evaluations, 1)
         tracker = StepProgress(progress, steps * len(DATASETS) * len(ARMS))
-        data = {"digits": load_digits(), "mnist1d": load_mnist1d(cache_dir=True)}
+        data = {"digits": load_digits(), "mnist1d": mnist1d()}
         runs, effect = {}, {}
         for dataset in DATASETS:
             splits = data[dataset]

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import normlab
 import normlab.nn as nn
-from normlab.data import load_mnist1d
 from normlab.lab.experiment import Check, Experiment, register
 from normlab.lab.figures import colour, mean_band, pyplot, save
-from normlab.lab.training import StepProgress, fit, mnist1d_cnn, seeded
+from normlab.lab.training import StepProgress, fit, mnist1d, mnist1d_cnn, seeded
 
 #: Greydanus (2020), Table 1: test accuracy on MNIST-1D.
 PUBLISHED = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94}
@@ -52,7 +51,7 @@ class MNIST1DBaselines(Experiment):
         return [{"seed": seed, "model": name} for seed in seeds for name in PUBLISHED]
 
     def run_task(self, task, size, progress):
-        data = load_mnist1d(cache_dir=True)
+        data = mnist1d()
         rng = seeded(task["seed"])
         model = make_model(task["model"])
         optimizer = normlab.optim.Adam(model.parameters(), lr=LR)
