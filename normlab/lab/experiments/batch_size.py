@@ -48,9 +48,9 @@ class BatchSize(Experiment):
         Check("gn-beats-bn-at-2", "at batch 2, GN's test error is at least 3 points below BN's",
               lambda e: e["gn_advantage_at_2"] >= 0.03),
     )
-    quick = {"epochs": 1, "batch_sizes": [2, 8, 32]}
-    full = {"epochs": 3, "batch_sizes": [2, 4, 8, 16, 32]}
-    seconds = {"quick": 4.5, "full": 20.0}
+    quick = {"epochs": 2, "batch_sizes": [2, 8, 32]}
+    full = {"epochs": 5, "batch_sizes": [2, 4, 8, 16, 32]}
+    seconds = {"quick": 6.0, "full": 23.0}
 
     def tasks(self, size, seeds):
         return [{"seed": seed, "norm": norm} for seed in seeds for norm in NORMS]

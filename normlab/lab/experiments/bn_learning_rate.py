@@ -53,9 +53,10 @@ class BNLearningRate(Experiment):
               "the no-BN net at its best rate",
               lambda e: e["batch_5x_diverged"] < 0.5 and e["acc_batch_5x"] >= e["acc_none_best"] - 0.02),
     )
-    quick = {"steps": 400, "evaluations": 10}
-    full = {"steps": 2000, "evaluations": 20}
-    seconds = {"quick": 7.0, "full": 35.0}
+    quick = {"steps": 1000, "evaluations": 10}
+    full = {"steps": 3000, "evaluations": 20}
+    quick_seeds = 2
+    seconds = {"quick": 10.0, "full": 30.0}
 
     def run_task(self, task, size, progress):
         seed, steps = task["seed"], size["steps"]

@@ -123,9 +123,9 @@ class CovariateShift(Experiment):
               lambda e: _each(e, lambda k: k("final_noisy") >= k("final_batch") - 0.03
                               and k("drift_noisy") > k("drift_batch"))),
     )
-    quick = {"steps": 400, "evaluations": 20}
-    full = {"steps": 2000, "evaluations": 20}
-    seconds = {"quick": 14.0, "full": 65.0}
+    quick = {"steps": 1000, "evaluations": 20}
+    full = {"steps": 3000, "evaluations": 20}
+    seconds = {"quick": 15.0, "full": 45.0}
 
     def run_task(self, task, size, progress):
         steps, evaluations = size["steps"], size["evaluations"]

@@ -43,9 +43,9 @@ class MNIST1DBaselines(Experiment):
         Check("ranking", "logistic regression < MLP < CNN in final test accuracy",
               lambda e: e["acc_logistic"] < e["acc_mlp"] < e["acc_cnn"]),
     )
-    quick = {"steps": 1500, "eval_every": 250}
+    quick = {"steps": 3000, "eval_every": 250}
     full = {"steps": 8000, "eval_every": 250}
-    seconds = {"quick": 2.5, "full": 14.0}
+    seconds = {"quick": 3.5, "full": 9.0}
 
     def tasks(self, size, seeds):
         return [{"seed": seed, "model": name} for seed in seeds for name in PUBLISHED]
