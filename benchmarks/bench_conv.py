@@ -30,7 +30,6 @@ import os
 import statistics
 import time
 
-import numba
 import numpy as np
 
 import normlab
@@ -54,12 +53,10 @@ CASES = [
 
 
 def set_threads(threads: int) -> None:
-    """The same thread count for Numba, OpenBLAS (through threadpoolctl) and torch."""
+    """The same thread count for normlab (Numba and OpenBLAS) and torch."""
     import torch
-    from threadpoolctl import threadpool_limits
 
-    numba.set_num_threads(threads)
-    threadpool_limits(threads, user_api="blas")
+    normlab.set_num_threads(threads)
     torch.set_num_threads(threads)
 
 

@@ -12,9 +12,14 @@ which release the GIL. Idle workers block on a queue (they never spin), and
 tasks are handed out in order as workers free up, so a core taken by
 another process slows one worker, not the whole call.
 
->>> import numpy as np
->>> run_tasks(lambda task, state: state.append(task * task), range(4), threads=2, state=list)
-[...]
+How many workers follows ``normlab.ops._threading``'s policy: one for work
+below ``PARALLEL_MIN_WORK`` elements (with BLAS on one thread too: the
+products are small), else ``get_num_threads()``, at most one per task. A
+large call with a single task (one big sample) runs on the calling thread
+and leaves BLAS its threads.
+
+>>> run_tasks(lambda task, squares: squares.append(task * task), range(4), work=10, state=list)
+[[0, 1, 4, 9]]
 """
 from __future__ import annotations
 
@@ -22,52 +27,16 @@ import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
+from normlab.ops import _threading
 
-__all__ = ["run_tasks", "threads_for_work"]
-
-# Elements moved from which a call runs on several workers (a task hand-off
-# costs tens of microseconds, a time slice on a busy machine).
-PARALLEL_MIN_WORK = 1 << 20
-
-_blas_controller = None
-
-
-@contextlib.contextmanager
-def blas_threads(n: int):
-    """BLAS on ``n`` threads inside the block (threadpoolctl), restored after."""
-    global _blas_controller
-    try:
-        if _blas_controller is None:
-            from threadpoolctl import ThreadpoolController
-
-            _blas_controller = ThreadpoolController().select(user_api="blas")
-        before = [c.num_threads for c in _blas_controller.lib_controllers]
-    except ImportError:
-        before = None
-    if before is None:
-        yield
-        return
-    for c in _blas_controller.lib_controllers:
-        c.set_num_threads(n)
-    try:
-        yield
-    finally:
-        for c, k in zip(_blas_controller.lib_controllers, before):
-            c.set_num_threads(k)
+__all__ = ["run_tasks"]
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
 
-def threads_for_work(work: int, tasks: int) -> int:
-    """Workers for ``tasks`` tasks moving ``work`` elements: 1 for small work, at most one per task."""
-    if work < PARALLEL_MIN_WORK:
-        return 1
-    return max(1, min(numba.get_num_threads(), tasks))
-
-
 def _executor(workers: int) -> ThreadPoolExecutor:
+    """The shared pool of helper threads (created on first use, grown when more are wanted)."""
     global _pool, _pool_size
     if _pool is None or _pool_size < workers:
         if _pool is not None:
@@ -77,12 +46,26 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def run_tasks(work, tasks, threads: int, state=None) -> list:
-    """Call ``work(task, worker_state)`` for every task; return the workers' states.
+@contextlib.contextmanager
+def _one_blas_thread():
+    """BLAS on one thread inside the block, back to the wanted count after."""
+    blas = _threading._blas  # the policy's record of BLAS's thread counts
+    if blas.controllers is None:
+        blas.load()
+    blas.set(1)
+    try:
+        yield
+    finally:
+        blas.set(blas.wanted)
 
-    ``state`` makes each worker's private state (scratch buffers, partial
-    sums), so that workers never write to the same memory; tasks must be
-    independent of each other in every other way.
+
+def run_tasks(work_fn, tasks, work: int, state=None) -> list:
+    """Call ``work_fn(task, worker_state)`` for every task; return the workers' states.
+
+    ``work``: the elements the call moves (input plus output), for the
+    serial/parallel choice. ``state`` makes each worker's private state
+    (scratch buffers, partial sums), so that workers never write to the same
+    memory; tasks must be independent of each other in every other way.
     """
     tasks = list(tasks)
     lock = threading.Lock()
@@ -95,12 +78,15 @@ def run_tasks(work, tasks, threads: int, state=None) -> list:
                 task = next(queue, None)
             if task is None:
                 return own
-            work(task, own)
+            work_fn(task, own)
 
-    threads = max(1, min(threads, len(tasks)))
-    if threads == 1:
-        return [worker()]
-    with blas_threads(1):
+    wanted = _threading.threads_for(work)
+    threads = max(1, min(wanted, len(tasks)))
+    if threads == 1 and wanted > 1:
+        return [worker()]  # one large task: BLAS keeps its threads
+    with _one_blas_thread():
+        if threads == 1:
+            return [worker()]
         helpers = [_executor(threads - 1).submit(worker) for _ in range(threads - 1)]
         states = [worker()]
-        return states + [h.result() for h in helpers]
+        return states + [helper.result() for helper in helpers]

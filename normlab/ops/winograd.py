@@ -49,7 +49,7 @@ import math
 import numpy as np
 from numba import njit
 
-from normlab.ops._workers import run_tasks, threads_for_work
+from normlab.ops._workers import run_tasks
 
 __all__ = ["winograd_applies", "conv2d_3x3_forward", "conv2d_3x3_backward"]
 
@@ -406,7 +406,7 @@ def conv2d_3x3_forward(x, u, bias, padding):
                 kept = len(range(2 * i0 + a, min(2 * i1, out_h), 2))
                 y[n0:n1, :, 2 * i0 + a: 2 * i0 + a + 2 * kept: 2] = out[:, :, a, :kept, :out_w]
 
-    run_tasks(run, geo.tasks, threads_for_work(x.size + y.size, len(geo.tasks)), scratch)
+    run_tasks(run, geo.tasks, x.size + y.size, scratch)
     return y
 
 
@@ -461,7 +461,7 @@ def conv2d_3x3_backward(dy, x, u, padding, need_x: bool, need_w: bool, x_shape=N
                 _add_windows(dx_windows, n0, 2 * i0 - pad_top, pad_left, dx)
 
     work = 2 * dy.size + (dx.size if need_x else x.size)
-    states = run_tasks(run, geo.tasks, threads_for_work(work, len(geo.tasks)), scratch)
+    states = run_tasks(run, geo.tasks, work, scratch)
     dweight = None
     if need_w:
         du = states[0].get("du", (out_channels, 16, channels))

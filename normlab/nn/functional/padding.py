@@ -57,11 +57,11 @@ def check_pad(name: str, x: Tensor, pairs, mode: str, value) -> None:
     if mode != "constant" and value is not None and value != 0:
         raise ValueError(f"{name}: mode {mode!r} takes no value, got value={value!r}")
     spatial = x.shape[x.ndim - dims:]
+    for size, (before, after) in zip(spatial, pairs):
+        if size + min(before, 0) + min(after, 0) < 0:  # torch crops first: the crops must fit
+            raise ValueError(f"{name}: padding {(before, after)} would crop a dimension of size {size} "
+                             f"below zero")
     if mode == "constant":
-        for size, (before, after) in zip(spatial, pairs):
-            if size + before + after < 0:
-                raise ValueError(f"{name}: padding {(before, after)} would crop a dimension of size {size} "
-                                 f"below zero")
         return
     if dims not in (1, 2, 3) or x.ndim not in (dims + 1, dims + 2):
         raise ValueError(f"{name}: mode {mode!r} pads the last 1, 2 or 3 dimensions of an input with one or two "
@@ -73,8 +73,10 @@ def check_pad(name: str, x: Tensor, pairs, mode: str, value) -> None:
         if mode == "reflect" and max(before, after) >= size:
             raise ValueError(f"{name}: mode 'reflect' needs each pad smaller than its dimension, got padding "
                              f"{(before, after)} for a dimension of size {size}")
-        if size + before + after < 0:
-            raise ValueError(f"{name}: padding {(before, after)} would crop a dimension of size {size} below zero")
+        if size + before + after < (0 if mode == "circular" else 1):  # torch: "input is too small"
+            raise ValueError(f"{name}: padding {(before, after)} would crop a dimension of size {size} to "
+                             f"{size + before + after} (mode {mode!r} needs at least "
+                             f"{0 if mode == 'circular' else 1})")
         if mode == "circular" and max(before, after) > size:
             raise ValueError(f"{name}: mode 'circular' needs each pad at most its dimension (it wraps around "
                              f"once), got padding {(before, after)} for a dimension of size {size}")
