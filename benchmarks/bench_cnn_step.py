@@ -93,7 +93,14 @@ def set_threads(threads: int) -> None:
 
     import normlab
 
-    normlab.set_num_threads(threads)
+    if hasattr(normlab, "set_num_threads"):
+        normlab.set_num_threads(threads)
+    else:  # a normlab from before set_num_threads (to measure an older version): Numba and BLAS by hand
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        numba.set_num_threads(threads)
+        threadpool_limits(threads, user_api="blas")
     torch.set_num_threads(threads)
 
 

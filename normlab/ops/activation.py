@@ -155,26 +155,39 @@ def gelu_backward(dy, dydx):
 
 # ---------------------------------------------------------------- softmax
 
+def _logsumexp_pieces(x, dim):
+    """(x - m, m, log sum exp(x - m)) with m the max over ``dim``: logsumexp = m + the last, exp never overflows."""
+    peak = np.max(x, axis=dim, keepdims=True)
+    shifted = x - peak
+    return shifted, peak, np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+
+
+# Both save x (by reference) and the row pieces (m, log sum), not their output: the output is the
+# caller's to write into, and backward recomputes softmax with one exp pass, in the forward's order
+# ((x - m) - log sum: large logits keep their precision).
+
+def _softmax_again(saved):
+    x, peak, log_sum, dim = saved
+    return np.exp((x - peak) - log_sum), dim
+
+
 def softmax_forward(x, dim):
-    shifted = x - np.max(x, axis=dim, keepdims=True)  # exp never overflows
-    e = np.exp(shifted)
-    y = e / np.sum(e, axis=dim, keepdims=True)
-    return y, (y, dim)
+    shifted, peak, log_sum = _logsumexp_pieces(x, dim)
+    return np.exp(shifted - log_sum), (x, peak, log_sum, dim)
 
 
 def softmax_backward(dy, saved):
-    y, dim = saved
+    y, dim = _softmax_again(saved)
     # dy_i/dx_j = y_i (delta_ij - y_j)  =>  dx = y (dy - sum(dy y))
     return y * (dy - np.sum(dy * y, axis=dim, keepdims=True))
 
 
 def log_softmax_forward(x, dim):
-    shifted = x - np.max(x, axis=dim, keepdims=True)
-    y = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
-    return y, (y, dim)
+    shifted, peak, log_sum = _logsumexp_pieces(x, dim)
+    return shifted - log_sum, (x, peak, log_sum, dim)
 
 
 def log_softmax_backward(dy, saved):
-    y, dim = saved
+    softmax, dim = _softmax_again(saved)
     # y = x - logsumexp(x)  =>  dx = dy - softmax(x) sum(dy)
-    return dy - np.exp(y) * np.sum(dy, axis=dim, keepdims=True)
+    return dy - softmax * np.sum(dy, axis=dim, keepdims=True)
