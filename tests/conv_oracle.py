@@ -109,3 +109,18 @@ def compare_modules(ours, theirs, x, dtype, rng, *forward_args, ulps: float = 16
     for name, p in ours.named_parameters():
         assert_matches(p.grad, expected_dp[name], scale_dp[name], dtype, f"{what} gradient of {name}", ulps)
     return y
+
+
+CONV_ATTRIBUTES = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+                   "padding_mode", "output_padding", "transposed", "_reversed_padding_repeated_twice")
+
+
+def assert_same_module_layout(ours, theirs, attributes=CONV_ATTRIBUTES) -> None:
+    """state_dict keys (in order) and shapes, repr and ``attributes`` as the torch module's."""
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    assert list(ours_state) == list(theirs_state)
+    for key in theirs_state:
+        assert ours_state[key].shape == tuple(theirs_state[key].shape), key
+    assert repr(ours) == repr(theirs)
+    for attribute in attributes:
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute

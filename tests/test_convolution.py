@@ -18,7 +18,7 @@ import normlab.nn as nn
 import normlab.nn.functional as F
 from normlab.ops import convolution as conv_ops
 from normlab.ops import winograd
-from tests.conv_oracle import compare, compare_modules
+from tests.conv_oracle import assert_same_module_layout, compare, compare_modules
 from tests.oracle import numerical_gradient, random_upstream
 
 # torch warns that it copies the input for an even 'same' kernel; that is torch's business, not a failure.
@@ -106,28 +106,13 @@ def _draw_arrays(shape, weight_shape, bias, dtype, seed):
     return rng, x, w, b
 
 
-@given(conv_case(2))
-@settings(max_examples=60)
-def test_conv2d_matches_torch(case):
-    shape, weight_shape, bias, dtype, seed, options = case
-    rng, x, w, b = _draw_arrays(shape, weight_shape, bias, dtype, seed)
-    check_against_torch(2, x, w, b, dtype, rng, **options)
-
-
-@given(conv_case(1))
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@given(data=st.data())
 @settings(max_examples=40)
-def test_conv1d_matches_torch(case):
-    shape, weight_shape, bias, dtype, seed, options = case
+def test_conv_matches_torch(dims, data):
+    shape, weight_shape, bias, dtype, seed, options = data.draw(conv_case(dims))
     rng, x, w, b = _draw_arrays(shape, weight_shape, bias, dtype, seed)
-    check_against_torch(1, x, w, b, dtype, rng, **options)
-
-
-@given(conv_case(3))
-@settings(max_examples=25)
-def test_conv3d_matches_torch(case):
-    shape, weight_shape, bias, dtype, seed, options = case
-    rng, x, w, b = _draw_arrays(shape, weight_shape, bias, dtype, seed)
-    check_against_torch(3, x, w, b, dtype, rng, **options)
+    check_against_torch(dims, x, w, b, dtype, rng, **options)
 
 
 def test_the_sweeps_reach_every_algorithm():
@@ -401,15 +386,7 @@ def _module_pair(dims, config, dtype=np.float64):
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("config", MODULE_CONFIGS, ids=str)
 def test_module_state_dict_repr_and_attributes_match_torch(dims, config):
-    ours, theirs = _module_pair(dims, config)
-    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
-    assert list(ours_state) == list(theirs_state)
-    for key in theirs_state:
-        assert ours_state[key].shape == tuple(theirs_state[key].shape), key
-    assert repr(ours) == repr(theirs)
-    for attribute in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-                      "padding_mode", "output_padding", "transposed", "_reversed_padding_repeated_twice"):
-        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    assert_same_module_layout(*_module_pair(dims, config))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

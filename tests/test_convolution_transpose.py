@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import normlab
 import normlab.nn as nn
 import normlab.nn.functional as F
-from tests.conv_oracle import compare, compare_modules
+from tests.conv_oracle import assert_same_module_layout, compare, compare_modules
 from tests.oracle import numerical_gradient, random_upstream
 
 DTYPES = [np.float64, np.float32]
@@ -132,15 +132,7 @@ def _pair(dims, config, dtype=np.float64):
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("config", MODULE_CONFIGS, ids=str)
 def test_module_state_dict_repr_and_attributes_match_torch(dims, config):
-    ours, theirs = _pair(dims, config)
-    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
-    assert list(ours_state) == list(theirs_state)
-    for key in theirs_state:
-        assert ours_state[key].shape == tuple(theirs_state[key].shape), key
-    assert repr(ours) == repr(theirs)
-    for attribute in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-                      "padding_mode", "output_padding", "transposed", "_reversed_padding_repeated_twice"):
-        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    assert_same_module_layout(*_pair(dims, config))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -138,6 +138,16 @@ class _Geometry:
         (pd, _), (ph, _), (pw, _) = self.padding
         return (*self.kernel, *self.stride, pd, ph, pw, *self.dilation, self.out_spatial[1], self.out_spatial[2])
 
+    @property
+    def depthwise_args(self) -> tuple:
+        """(sH, sW, top pad, left pad, dH, dW): the depthwise kernels' geometry."""
+        return (*self.stride[1:], self.padding[1][0], self.padding[2][0], *self.dilation[1:])
+
+    @property
+    def positions(self) -> int:
+        """Output positions per sample and channel."""
+        return int(np.prod(self.out_spatial))
+
     def weight_2d(self, weight):
         """The (kH, kW) 2-d weight of a depthwise or Winograd layer (kD = 1)."""
         return weight[:, :, 0]
@@ -427,8 +437,7 @@ def _work(geo: _Geometry) -> int:
 def _forward(x, weight, bias, geo: _Geometry):
     """y = conv(x, W) + b for 5-d x and weight (see the module docstring)."""
     batch, channels = geo.x_shape[:2]
-    groups, group_out, rows = geo.groups, geo.group_out, geo.rows
-    positions = int(np.prod(geo.out_spatial))
+    groups, group_out, rows, positions = geo.groups, geo.group_out, geo.rows, geo.positions
     if geo.algorithm == "winograd":
         u = winograd.weight_transform(geo.weight_2d(weight))
         return winograd.conv2d_3x3_forward(x[:, :, 0], u, bias, geo.padding_2d()).reshape(geo.y_shape)
@@ -450,12 +459,11 @@ def _forward(x, weight, bias, geo: _Geometry):
         run_tasks(run, tasks, _work(geo), None)
         return y
     if geo.algorithm == "depthwise":
-        stride, (pt, pl), dilation = geo.stride[1:], (geo.padding[1][0], geo.padding[2][0]), geo.dilation[1:]
         x4, w4, y4 = x[:, :, 0], geo.weight_2d(weight), y[:, :, 0]
 
         def run(task, _):
             n0, n1 = task
-            _depthwise_forward(x4[n0:n1], w4, *stride, pt, pl, *dilation, y4[n0:n1])
+            _depthwise_forward(x4[n0:n1], w4, *geo.depthwise_args, y4[n0:n1])
             if bias_g is not None:
                 y_g[n0:n1] += bias_g
 
@@ -491,8 +499,7 @@ def _forward(x, weight, bias, geo: _Geometry):
 def _input_grad(dy, weight, geo: _Geometry):
     """dx = conv^T(dY, W): the adjoint of ``_forward`` in x, for 5-d dy and weight."""
     batch = geo.x_shape[0]
-    groups, group_out, rows = geo.groups, geo.group_out, geo.rows
-    positions = int(np.prod(geo.out_spatial))
+    groups, group_out, rows, positions = geo.groups, geo.group_out, geo.rows, geo.positions
     if geo.algorithm == "winograd":
         u = winograd.weight_transform(geo.weight_2d(weight))
         dx4, _ = winograd.conv2d_3x3_backward(dy[:, :, 0], None, u, geo.padding_2d(), True, False,
@@ -513,13 +520,12 @@ def _input_grad(dy, weight, geo: _Geometry):
         run_tasks(run, tasks, _work(geo), None)
         return dx
     if geo.algorithm == "depthwise":
-        stride, (pt, pl), dilation = geo.stride[1:], (geo.padding[1][0], geo.padding[2][0]), geo.dilation[1:]
         dy4, w4, dx4 = dy[:, :, 0], geo.weight_2d(weight), dx[:, :, 0]
 
         def run(task, _):
             n0, n1 = task
             # y = sum over taps of W_tap x_shifted  =>  dx = sum over taps of W_tap dY shifted back.
-            _depthwise_input_grad(dy4[n0:n1], w4, *stride, pt, pl, *dilation, dx4[n0:n1])
+            _depthwise_input_grad(dy4[n0:n1], w4, *geo.depthwise_args, dx4[n0:n1])
 
         tasks = _sample_tasks(batch)
         run_tasks(run, tasks, _work(geo), None)
@@ -557,8 +563,7 @@ def _input_grad(dy, weight, geo: _Geometry):
 def _weight_grad(dy, x, geo: _Geometry):
     """dW = sum over samples and positions of dY x^T (through the columns), for 5-d dy and x."""
     batch = geo.x_shape[0]
-    groups, group_out, rows = geo.groups, geo.group_out, geo.rows
-    positions = int(np.prod(geo.out_spatial))
+    groups, group_out, rows, positions = geo.groups, geo.group_out, geo.rows, geo.positions
     weight_shape = geo.weight_shape
     if geo.algorithm == "winograd":
         _, dweight = winograd.conv2d_3x3_backward(dy[:, :, 0], x[:, :, 0], None, geo.padding_2d(), False, True)
@@ -578,14 +583,13 @@ def _weight_grad(dy, x, geo: _Geometry):
                            lambda: np.zeros((groups, group_out, rows), dtype=dy.dtype))
         return _total(states).reshape(weight_shape)
     if geo.algorithm == "depthwise":
-        stride, (pt, pl), dilation = geo.stride[1:], (geo.padding[1][0], geo.padding[2][0]), geo.dilation[1:]
         dy4, x4 = dy[:, :, 0], x[:, :, 0]
         shape_2d = weight_shape[:2] + weight_shape[3:]
 
         def run(task, dweight):
             n0, n1 = task
             # y = sum over taps of W_tap x_shifted  =>  dW_tap = sum over b, p of dY x_shifted.
-            _depthwise_weight_grad(dy4[n0:n1], x4[n0:n1], *stride, pt, pl, *dilation, dweight)
+            _depthwise_weight_grad(dy4[n0:n1], x4[n0:n1], *geo.depthwise_args, dweight)
 
         tasks = _sample_tasks(batch)
         states = run_tasks(run, tasks, _work(geo),

@@ -107,13 +107,20 @@ def _check_bias_size(name: str, bias, size: int) -> None:
         raise ValueError(f"{name}: expected bias of shape ({size},), got {bias.shape}")
 
 
-def _convolution(name: str, dims: int, input, weight, bias, stride, padding, dilation, groups):
+def _common_arguments(name: str, dims: int, input, weight, bias, stride, dilation, groups, transposed: bool):
+    """What both kinds of convolution check the same way: input, weight, bias dtypes and ranks, groups, stride, dilation."""
     x = as_tensor(input)
     check_conv_input(name, x, dims)
-    w, bias = _check_weight_and_bias(name, x, weight, bias, dims, transposed=False)
+    w, bias = _check_weight_and_bias(name, x, weight, bias, dims, transposed)
     groups = check_groups(name, groups)
     stride = tuple_of(name, "stride", stride, dims, minimum=1)
     dilation = tuple_of(name, "dilation", dilation, dims, minimum=1)
+    return x, w, bias, groups, stride, dilation
+
+
+def _convolution(name: str, dims: int, input, weight, bias, stride, padding, dilation, groups):
+    x, w, bias, groups, stride, dilation = _common_arguments(name, dims, input, weight, bias, stride, dilation,
+                                                             groups, transposed=False)
     padding = parse_padding(name, padding, dims, stride)
     out_channels, group_channels = w.shape[0], w.shape[1]
     channels = x.shape[-(dims + 1)]
@@ -191,12 +198,8 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 def _transposed_convolution(name: str, dims: int, input, weight, bias, stride, padding, output_padding, groups,
                             dilation):
-    x = as_tensor(input)
-    check_conv_input(name, x, dims)
-    w, bias = _check_weight_and_bias(name, x, weight, bias, dims, transposed=True)
-    groups = check_groups(name, groups)
-    stride = tuple_of(name, "stride", stride, dims, minimum=1)
-    dilation = tuple_of(name, "dilation", dilation, dims, minimum=1)
+    x, w, bias, groups, stride, dilation = _common_arguments(name, dims, input, weight, bias, stride, dilation,
+                                                             groups, transposed=True)
     if isinstance(padding, str):
         raise TypeError(f"{name}: expected padding to be an int or a tuple of {dims} ints (a transposed "
                         f"convolution takes no 'same' or 'valid'), got {padding!r}")
