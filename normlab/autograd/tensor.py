@@ -460,7 +460,10 @@ class Tensor:
             hooks = self._hooks
         else:
             hooks = self._creator.output_hooks.setdefault(self._output_index, [])
-        hooks.append(hook)
+        if hooks and getattr(hooks[-1], "retains_grad", False):
+            hooks.insert(len(hooks) - 1, hook)  # retain_grad keeps the gradient after every hook, as torch
+        else:
+            hooks.append(hook)
         return _RemovableHook(hooks, hook)
 
     @property
@@ -485,6 +488,7 @@ class Tensor:
                 array = np.array(g._data, copy=True) if t._grad is None else t._grad._data + g._data
                 t._grad = Tensor(array)
 
+        keep.retains_grad = True
         self.register_hook(keep)
 
     # ------------------------------------------------------------ in place

@@ -106,13 +106,15 @@ class _BackwardHookCall:
     def __init__(self, module, hooks: list, pre_hooks: list) -> None:
         self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
         self.grad_outputs = None
-        self.input_positions = self.output_positions = None
+        self.input_positions = self.output_positions = None  # the positions that went through the identity
+        self.input_tensors: dict = {}  # position -> (shape, dtype) of every tensor input
         self.n_inputs = self.n_outputs = 0
 
     @staticmethod
     def _wrap(values, side: str, call) -> tuple[tuple, list | None]:
-        positions = [i for i, v in enumerate(values) if isinstance(v, Tensor)]
-        if not (is_grad_enabled() and any(values[i].requires_grad for i in positions)):
+        """Pass the tensors that require grad through the identity node (none: no node, positions None)."""
+        positions = [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
+        if not (is_grad_enabled() and positions):
             return values, None
         wrapped = list(values)
         for i, t in zip(positions, _BackwardHook.apply(*(values[i] for i in positions), call=call, side=side)):
@@ -121,6 +123,7 @@ class _BackwardHookCall:
 
     def setup_inputs(self, args: tuple) -> tuple:
         self.n_inputs = len(args)
+        self.input_tensors = {i: (a.shape, a.dtype) for i, a in enumerate(args) if isinstance(a, Tensor)}
         args, self.input_positions = self._wrap(args, "inputs", self)
         return args
 
@@ -133,16 +136,19 @@ class _BackwardHookCall:
         values = (result,) if single else result
         self.n_outputs = len(values)
         values, self.output_positions = self._wrap(values, "outputs", self)
-        return values[0] if single else values
+        if single:
+            return values[0]
+        return type(result)(*values) if hasattr(result, "_fields") else values  # a named tuple keeps its type
 
-    def _packed(self, positions, grads, size) -> tuple:
+    @staticmethod
+    def _packed(positions, grads, size) -> list:
         packed = [None] * size
         for i, g in zip(positions, grads):
             packed[i] = None if g is None else Tensor(g)
-        return tuple(packed)
+        return packed
 
     def outputs_backward(self, grads: tuple) -> tuple:
-        self.grad_outputs = self._packed(self.output_positions, grads, self.n_outputs)
+        self.grad_outputs = tuple(self._packed(self.output_positions, grads, self.n_outputs))
         for hook in self.pre_hooks:
             replaced = hook(self.module, self.grad_outputs)
             if replaced is not None:
@@ -164,7 +170,11 @@ class _BackwardHookCall:
     def inputs_backward(self, grads: tuple) -> tuple:
         if self.grad_outputs is None:  # the gradient reached the inputs without passing the outputs
             return grads
-        grad_inputs = self._packed(self.input_positions, grads, self.n_inputs)
+        packed = self._packed(self.input_positions, grads, self.n_inputs)
+        for i, (shape, dtype) in self.input_tensors.items():
+            if packed[i] is None:  # as torch: a tensor input that got no gradient, or needs none, is given zeros
+                packed[i] = Tensor(np.zeros(shape, dtype))
+        grad_inputs = tuple(packed)
         for hook in self.hooks:
             replaced = hook(self.module, grad_inputs, self.grad_outputs)
             if replaced is not None:
