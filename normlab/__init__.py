@@ -43,6 +43,7 @@ from normlab.autograd.tensor import (  # noqa: E402,F401
 )
 from normlab.autograd.toplevel import *  # noqa: E402,F401,F403
 from normlab.checkpoint import load, save  # noqa: E402
+from normlab.ops._threading import get_num_threads, set_num_threads  # noqa: E402,F401
 from normlab.random import Generator, initial_seed, manual_seed, seed  # noqa: E402,F401
 
 # dtypes: NumPy's (``t.dtype == normlab.float32`` holds; they work as ``dtype=`` anywhere).
