@@ -284,6 +284,12 @@ SHAPE_OPS = [
     ("tril", lambda t: t.tril()), ("triu(1)", lambda t: t.triu(1)), ("tril(-1)", lambda t: t.tril(diagonal=-1)),
     ("split", lambda t: t.split(2, dim=2)), ("split sizes", lambda t: t.split([1, 2], 1)),
     ("chunk", lambda t: t.chunk(3, dim=1)),
+    ("repeat_interleave", lambda t: t.repeat_interleave(2, dim=1)), ("repeat_interleave flat", lambda t: t.repeat_interleave(2)),
+    ("repeat_interleave counts", lambda t: t.repeat_interleave(_index(t, [1, 0, 3]), dim=1)),
+    ("tile", lambda t: t.tile((2, 1))), ("broadcast_to", lambda t: t[:, :1].broadcast_to(2, 3, 4)),
+    ("diag of a matrix", lambda t: t[0].diag()), ("diag above", lambda t: t[0].diag(1)), ("diag below", lambda t: t[1].diag(-1)),
+    ("diag of a vector", lambda t: t[0, 0].diag()), ("diag of a vector, offset", lambda t: t[0, 1].diag(-2)),
+    ("outer", lambda t: t[0, 0].outer(t[1, 2])),
 ]
 
 
@@ -294,6 +300,26 @@ def _index(like, values):
 @pytest.mark.parametrize("name, op", SHAPE_OPS, ids=[c[0] for c in SHAPE_OPS])
 def test_shape_methods_match_torch(rng, name, op):
     compare(op, op, [rng.standard_normal((2, 3, 4))], rng, what=name)
+
+
+def test_nonzero_hstack_vstack_and_sampling(rng):
+    x = rng.integers(0, 2, (3, 4)).astype(np.float64)
+    assert normlab.tensor(x).nonzero().tolist() == torch.tensor(x).nonzero().tolist()
+    for ours, theirs in zip(normlab.nonzero(normlab.tensor(x), as_tuple=True), torch.nonzero(torch.tensor(x), as_tuple=True)):
+        assert ours.tolist() == theirs.tolist() and ours.dtype == np.int64
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
+    for name in ("hstack",):
+        compare(lambda u, v: getattr(normlab, name)([u, v]), lambda u, v: getattr(torch, name)([u, v]), [a, b], rng)
+    compare(lambda u, v: normlab.vstack([u[0], v[0, :1].expand(3)]), lambda u, v: torch.vstack([u[0], v[0, :1].expand(3)]),
+            [a, b], rng, what="vstack")
+    weights = normlab.tensor([[0.0, 2.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    drawn = normlab.multinomial(weights, 3, replacement=True)
+    assert drawn.shape == (2, 3) and set(drawn[0].tolist()) <= {1, 3} and drawn[1].tolist() == [0, 0, 0]
+    assert sorted(normlab.multinomial(normlab.ones(5), 5).tolist()) == list(range(5))  # without replacement
+    coins = normlab.full((1000,), 0.25).bernoulli()
+    assert set(coins.tolist()) <= {0.0, 1.0} and 0.15 < coins.mean().item() < 0.35
+    samples = normlab.normal(2.0, 0.5, (2000,), generator=normlab.Generator().manual_seed(0))
+    assert abs(samples.mean().item() - 2.0) < 0.05 and abs(samples.std().item() - 0.5) < 0.05
 
 
 def test_masked_select_cat_stack_and_free_functions(rng):

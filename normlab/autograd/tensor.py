@@ -1368,6 +1368,68 @@ class Tensor:
         """``self`` where ``condition`` holds, else ``other`` (torch's Tensor.where)."""
         return where(condition, self, other)
 
+    def nonzero(self, *, as_tuple: bool = False):
+        """Indices of the nonzero elements: an (n, ndim) int64 tensor, or one index tensor per dimension."""
+        found = np.nonzero(self._data) if self.ndim else np.nonzero(self._data.reshape(1))
+        if as_tuple:
+            return tuple(Tensor(i.astype(np.int64)) for i in found)
+        return Tensor(np.stack(found, axis=1).astype(np.int64).reshape(-1, self.ndim))
+
+    def repeat_interleave(self, repeats, dim=None):
+        """Each element repeated ``repeats`` times (an int, or one count per element) along ``dim`` (flattened if None)."""
+        source = self.reshape(-1) if dim is None else self
+        axis = 0 if dim is None else _one_axis(dim, self.ndim)
+        counts = np.asarray(_unwrap(repeats))
+        order = np.repeat(np.arange(source.shape[axis]), counts)
+        return source[(slice(None),) * axis + (order,)]
+
+    def broadcast_to(self, *shape):
+        return self.expand(*shape)
+
+    def tile(self, *dims):
+        """torch.tile: repeat with missing leading counts taken as 1."""
+        dims = _shape(dims)
+        return self.repeat((1,) * (self.ndim - len(dims)) + tuple(dims))
+
+    def outer(self, vec2):
+        """The outer product of two 1-D tensors."""
+        other = as_tensor(vec2)
+        if self.ndim != 1 or other.ndim != 1:
+            raise ValueError(f"outer: expected two 1D tensors, got shapes {self.shape} and {other.shape}")
+        return self.reshape(-1, 1) * other.reshape(1, -1)
+
+    def diag(self, diagonal: int = 0):
+        """A 1-D tensor: the square matrix with it on a diagonal; a 2-D tensor: its diagonal."""
+        if self.ndim == 1:
+            n = self.shape[0] + abs(diagonal)
+            rows = np.arange(self.shape[0]) + max(-diagonal, 0)
+            placed = indexing.Scatter.apply(np.zeros((n * n,), dtype=self.dtype), self,
+                                            dim=0, index=rows * n + rows + diagonal, accumulate=False)
+            return placed.reshape(n, n)
+        if self.ndim == 2:
+            rows = np.arange(max(0, -diagonal), min(self.shape[0], self.shape[1] - diagonal))
+            return self[rows, rows + diagonal]
+        raise ValueError(f"diag: expected a 1D or 2D tensor, got shape {self.shape}")
+
+    def bernoulli(self, *, generator=None):
+        """0/1 samples, each 1 with the probability given by this tensor's element."""
+        from normlab.random import default_generator
+        rng = generator or default_generator()
+        return Tensor((rng.random(self.shape) < self._data).astype(self.dtype))
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None):
+        """``num_samples`` indices per row drawn with probability proportional to the row (torch.multinomial)."""
+        from normlab.random import default_generator
+        rng = generator or default_generator()
+        weights = np.asarray(self._data, dtype=np.float64)
+        if weights.ndim not in (1, 2) or (weights < 0).any() or not np.all(weights.sum(-1) > 0):
+            raise ValueError("multinomial: expected a 1D or 2D tensor of non-negative weights, each row with a "
+                             "positive sum")
+        rows = weights.reshape(-1, weights.shape[-1])
+        drawn = np.stack([rng.choice(rows.shape[1], size=num_samples, replace=replacement, p=row / row.sum())
+                          for row in rows])
+        return Tensor(drawn.reshape(weights.shape[:-1] + (num_samples,)).astype(np.int64))
+
     def __getitem__(self, index):
         if isinstance(index, tuple):
             index = tuple(_unwrap(i) for i in index)

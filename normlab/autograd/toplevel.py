@@ -11,11 +11,13 @@ tensor([1, 0])
 """
 from __future__ import annotations
 
+import numpy as np
+
 from normlab.autograd.einsum import Einsum, parse
 from normlab.autograd.grad_mode import no_grad
-from normlab.autograd.tensor import Tensor, _unwrap, as_tensor
+from normlab.autograd.tensor import Tensor, _unwrap, as_tensor, cat
 
-__all__ = ["pow", "einsum", "inference_mode", "is_nonzero"]  # and every name in _METHODS (added below)
+__all__ = ["pow", "einsum", "inference_mode", "is_nonzero", "hstack", "vstack", "normal"]  # and every name in _METHODS (added below)
 
 _METHODS = (
     # elementwise
@@ -34,8 +36,11 @@ _METHODS = (
     "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims",
     "movedim", "moveaxis", "t", "narrow", "select", "index_select", "masked_select", "masked_fill", "gather",
     "scatter", "scatter_add", "flip", "roll", "tril", "triu", "split", "chunk", "unbind",
+    "nonzero", "repeat_interleave", "broadcast_to", "tile", "diag",
     # products
-    "matmul", "mm", "bmm", "dot",
+    "matmul", "mm", "bmm", "dot", "outer",
+    # sampling
+    "bernoulli", "multinomial",
     # sizes
     "numel", "is_floating_point",
 )
@@ -76,6 +81,27 @@ def einsum(equation: str, *operands) -> Tensor:
     tensors = [as_tensor(a) for a in operands]
     subscripts, output = parse(equation, [t.shape for t in tensors])
     return Einsum.apply(*tensors, subscripts=subscripts, output=output)
+
+
+def hstack(tensors) -> Tensor:
+    """Concatenate along dimension 1 (dimension 0 for 1-D tensors), as torch.hstack."""
+    tensors = [as_tensor(t) for t in tensors]
+    return cat(tensors, dim=0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors) -> Tensor:
+    """Stack rows: 1-D tensors become rows of a matrix, others are concatenated along dimension 0."""
+    return cat([t.reshape(1, -1) if t.ndim == 1 else t for t in (as_tensor(t) for t in tensors)], dim=0)
+
+
+def normal(mean, std, size=None, *, generator=None, dtype=None) -> Tensor:
+    """Normal samples: ``normal(mean, std, size)`` with numbers, or elementwise means and stds (broadcast)."""
+    from normlab.autograd.creation import randn
+    if size is None:
+        size = np.broadcast_shapes(np.shape(_unwrap(mean)), np.shape(_unwrap(std)))
+        dtype = dtype or next((t.dtype for t in (mean, std) if isinstance(t, Tensor)), None)
+    noise = randn(size, generator=generator, dtype=dtype)
+    return Tensor(noise._data * _unwrap(std) + _unwrap(mean)).to(noise.dtype)
 
 
 class inference_mode(no_grad):
