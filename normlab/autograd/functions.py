@@ -554,12 +554,20 @@ class GetItem(Function):
 
 
 class SetItem(Function):
-    """``out = a`` with ``out[index] = v``: the overwritten part of ``a`` gets no gradient, ``v`` gets ``g[index]``."""
+    """``out = a`` with ``out[index] = v`` (``accumulate``: ``out[index] += v``, repeats adding up).
 
-    def forward(self, a, v, *, index):
-        self.index, self.v_shape = index, np.shape(v)
+    The overwritten part of ``a`` gets no gradient (with ``accumulate`` all of
+    ``a`` gets ``g``); ``v`` gets ``g[index]``. Item assignment, scatter and
+    scatter_add are this one rule.
+    """
+
+    def forward(self, a, v, *, index, accumulate=False):
+        self.index, self.v_shape, self.accumulate = index, np.shape(v), accumulate
         out = np.array(a, copy=True)
-        out[index] = v
+        if accumulate:
+            np.add.at(out, index, v)
+        else:
+            out[index] = v
         return out
 
     def backward(self, g):
@@ -567,7 +575,8 @@ class SetItem(Function):
         grad_a = grad_v = None
         if ga:
             grad_a = np.array(g, copy=True)
-            grad_a[self.index] = 0
+            if not self.accumulate:
+                grad_a[self.index] = 0
         if gv:
             grad_v = unbroadcast(np.asarray(g[self.index]), self.v_shape)
         return grad_a, grad_v

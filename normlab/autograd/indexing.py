@@ -1,9 +1,10 @@
-"""Differentiable gathering, scattering and rearranging: gather, scatter, repeat, flip, roll, tril/triu.
+"""Differentiable gathering and rearranging: gather, repeat, flip, roll, tril/triu.
 
 Each forward moves elements around without arithmetic, so each backward
 moves the gradient back along the same map: a gather's backward is a
-scatter-add (an element read twice gets both gradients), a scatter's is a
-gather, a permutation's is the inverse permutation.
+scatter-add (an element read twice gets both gradients), a permutation's is
+the inverse permutation. (scatter and scatter_add are ``functions.SetItem``
+at the positions ``along`` computes.)
 """
 from __future__ import annotations
 
@@ -33,37 +34,6 @@ class Gather(Function):
         grad = np.zeros(self.shape, dtype=g.dtype)
         np.add.at(grad, self.where, g)
         return (grad,)
-
-
-class Scatter(Function):
-    """``out = a`` with ``out[where] = src`` (``accumulate``: ``out[where] += src``); torch's scatter / scatter_add."""
-
-    def forward(self, a, src, *, dim, index, accumulate):
-        self.where, self.accumulate = along(index, dim), accumulate
-        self.src_shape = np.shape(src)
-        # src may be larger than index (torch reads its leading block) or a number.
-        self.src_block = tuple(slice(0, n) for n in index.shape) if np.ndim(src) else ()
-        values = np.asarray(src)[self.src_block] if np.ndim(src) else src
-        out = np.array(a, copy=True)
-        if accumulate:
-            np.add.at(out, self.where, values)
-        else:
-            out[self.where] = values
-        return out
-
-    def backward(self, g):
-        # Overwritten elements of a get no gradient (scatter) or all of it (scatter_add);
-        # each src element gets the gradient of the position it went to.
-        ga, gsrc = self.needs_input_grad
-        grad_a = grad_src = None
-        if ga:
-            grad_a = np.array(g, copy=True)
-            if not self.accumulate:
-                grad_a[self.where] = 0
-        if gsrc:
-            grad_src = np.zeros(self.src_shape, dtype=g.dtype)
-            grad_src[self.src_block] = g[self.where]
-        return grad_a, grad_src
 
 
 class Repeat(Function):

@@ -1335,16 +1335,18 @@ class Tensor:
         if reduce is not None:
             raise NotImplementedError("scatter: reduce= is not supported by normlab; use scatter_add for 'add'")
         axis, index = self._scatter_index("scatter", dim, index)
-        return indexing.Scatter.apply(self, _scatter_source(src, value, "scatter"), dim=axis, index=index, accumulate=False)
+        source = _scatter_source(src, value, "scatter", index.shape)
+        return fn.SetItem.apply(self, source, index=indexing.along(index, axis))
 
     def scatter_add(self, dim: int, index, src):
         """A copy with ``out[i][index[i][j]] += src[i][j]`` for dim 1 (torch.scatter_add)."""
         axis, index = self._scatter_index("scatter_add", dim, index)
-        return indexing.Scatter.apply(self, src, dim=axis, index=index, accumulate=True)
+        source = _scatter_source(src, None, "scatter_add", index.shape)
+        return fn.SetItem.apply(self, source, index=indexing.along(index, axis), accumulate=True)
 
     def scatter_(self, dim: int, index, src=None, *, value=None, reduce=None):
         return self._inplace("scatter_", lambda s, v: s.scatter(dim, index, v, reduce=reduce),
-                             _scatter_source(src, value, "scatter_"))
+                             src if value is None else _operand(_unwrap(value), accepts_none=False))
 
     def scatter_add_(self, dim: int, index, src):
         return self._inplace("scatter_add_", lambda s, v: s.scatter_add(dim, index, v), src)
@@ -1403,8 +1405,7 @@ class Tensor:
         if self.ndim == 1:
             n = self.shape[0] + abs(diagonal)
             rows = np.arange(self.shape[0]) + max(-diagonal, 0)
-            placed = indexing.Scatter.apply(np.zeros((n * n,), dtype=self.dtype), self,
-                                            dim=0, index=rows * n + rows + diagonal, accumulate=False)
+            placed = fn.SetItem.apply(np.zeros((n * n,), dtype=self.dtype), self, index=rows * n + rows + diagonal)
             return placed.reshape(n, n)
         if self.ndim == 2:
             rows = np.arange(max(0, -diagonal), min(self.shape[0], self.shape[1] - diagonal))
@@ -1570,10 +1571,14 @@ def _sort_order(array: np.ndarray, axis: int, descending: bool) -> np.ndarray:
     return (n - 1 - np.flip(reversed_order, axis)).astype(np.int64)
 
 
-def _scatter_source(src, value, name: str):
+def _scatter_source(src, value, name: str, index_shape: tuple):
+    """What scatter writes: a number, or the leading ``index_shape`` block of ``src`` (torch reads only that)."""
     if (src is None) == (value is None):
         raise TypeError(f"{name}: expected exactly one of src (a tensor) and value (a number)")
-    return src if value is None else _operand(_unwrap(value), accepts_none=False)
+    if value is not None or not isinstance(src, (Tensor, np.ndarray)):
+        return _operand(_unwrap(src if value is None else value), accepts_none=False)
+    block = tuple(slice(0, n) for n in index_shape)
+    return src if src.shape == index_shape else src[block]
 
 
 _UFUNC_OPS = {
