@@ -82,6 +82,16 @@ UNARY = [
     ("remainder", lambda x: x.remainder(0.7), "any"), ("%", lambda x: x % 0.7, "any"),
     ("div floor", lambda x: x.div(0.3, rounding_mode="floor"), "any"),
     ("div trunc", lambda x: x.div(0.3, rounding_mode="trunc"), "any"),
+    ("sinh", lambda x: x.sinh(), "any"), ("cosh", lambda x: x.cosh(), "any"), ("asin", lambda x: x.asin(), "unit"),
+    ("acos", lambda x: x.acos(), "unit"), ("atan", lambda x: x.atan(), "any"), ("exp2", lambda x: x.exp2(), "any"),
+    ("fmod", lambda x: x.fmod(0.7), "any"), ("lerp", lambda x: x.lerp(x * x, 0.3), "any"),
+    ("addcmul", lambda x: x.addcmul(x, x.exp(), value=0.5), "any"),
+    ("addcdiv", lambda x: x.addcdiv(x, x.exp(), value=-2), "any"),
+    ("addmm", lambda x: x[:, :3].addmm(x, x.t(), beta=0.5, alpha=2.0), "any"),
+    ("diagonal", lambda x: x.diagonal(1), "any"), ("diagonal dims", lambda x: x.diagonal(-1, 1, 0), "any"),
+    ("trace", lambda x: x.trace(), "any"), ("diff", lambda x: x.diff(), "any"),
+    ("diff twice", lambda x: x.diff(2, dim=0, append=x[:1]), "any"),
+    ("kthvalue", lambda x: x.kthvalue(2, 1), "any"), ("kthvalue keepdim", lambda x: x.kthvalue(3, dim=0, keepdim=True), "any"),
 ]
 
 
@@ -300,6 +310,25 @@ def _index(like, values):
 @pytest.mark.parametrize("name, op", SHAPE_OPS, ids=[c[0] for c in SHAPE_OPS])
 def test_shape_methods_match_torch(rng, name, op):
     compare(op, op, [rng.standard_normal((2, 3, 4))], rng, what=name)
+
+
+def test_unique_and_module_lookups_match_torch(rng):
+    x = rng.integers(0, 4, (3, 5)).astype(np.float64)
+    for kwargs in ({}, {"return_inverse": True}, {"return_counts": True}, {"return_inverse": True, "return_counts": True},
+                   {"dim": 1}):
+        ours, theirs = normlab.tensor(x).unique(**kwargs), torch.tensor(x).unique(**kwargs)
+        for o, t in zip(_outputs(ours), _outputs(theirs)):
+            assert o.tolist() == t.tolist() and o.dtype.name == str(t.dtype).replace("torch.", ""), kwargs
+    model = normlab.nn.Sequential(normlab.nn.Linear(2, 3), normlab.nn.Sequential(normlab.nn.BatchNorm1d(3)))
+    reference = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Sequential(torch.nn.BatchNorm1d(3)))
+    assert type(model.get_submodule("1.0")).__name__ == type(reference.get_submodule("1.0")).__name__
+    assert model.get_parameter("0.bias") is model[0].bias and model.get_buffer("1.0.running_var") is model[1][0].running_var
+    assert model.get_submodule("") is model
+    for lookup in (lambda m: m.get_submodule("2"), lambda m: m.get_parameter("0.nothing"), lambda m: m.get_buffer("0.weight")):
+        with pytest.raises(AttributeError):
+            lookup(reference)
+        with pytest.raises(AttributeError):
+            lookup(model)
 
 
 def test_nonzero_hstack_vstack_and_sampling(rng):

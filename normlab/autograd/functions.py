@@ -313,6 +313,51 @@ class Rsqrt(Function):
         return (-0.5 * g / (self.a * np.sqrt(self.a)),)  # d a^(-1/2) = -1/2 a^(-3/2)
 
 
+class Sinh(Function):
+    def forward(self, a):
+        self.a = a
+        return np.sinh(a)
+
+    def backward(self, g):
+        return (g * np.cosh(self.a),)  # d sinh(a) = cosh(a)
+
+
+class Cosh(Function):
+    def forward(self, a):
+        self.a = a
+        return np.cosh(a)
+
+    def backward(self, g):
+        return (g * np.sinh(self.a),)  # d cosh(a) = sinh(a)
+
+
+class Arcsin(Function):
+    def forward(self, a):
+        self.a = a
+        return np.arcsin(a)
+
+    def backward(self, g):
+        return (g / np.sqrt(1 - np.square(self.a)),)  # d asin(a) = 1 / sqrt(1 - a^2)
+
+
+class Arccos(Function):
+    def forward(self, a):
+        self.a = a
+        return np.arccos(a)
+
+    def backward(self, g):
+        return (-g / np.sqrt(1 - np.square(self.a)),)  # d acos(a) = -1 / sqrt(1 - a^2)
+
+
+class Arctan(Function):
+    def forward(self, a):
+        self.a = a
+        return np.arctan(a)
+
+    def backward(self, g):
+        return (g / (1 + np.square(self.a)),)  # d atan(a) = 1 / (1 + a^2)
+
+
 class Step(Function):
     """sign, floor, ceil, round, trunc: piecewise constant, so the gradient is 0 (as torch)."""
 

@@ -909,6 +909,47 @@ class Tensor:
     def expm1(self):
         return fn.Expm1.apply(self._floating())
 
+    def sinh(self):
+        return fn.Sinh.apply(self._floating())
+
+    def cosh(self):
+        return fn.Cosh.apply(self._floating())
+
+    def asin(self):
+        return fn.Arcsin.apply(self._floating())
+
+    def acos(self):
+        return fn.Arccos.apply(self._floating())
+
+    def atan(self):
+        return fn.Arctan.apply(self._floating())
+
+    arcsin, arccos, arctan = asin, acos, atan
+
+    def exp2(self):
+        return self._floating().__rpow__(2.0)
+
+    def lerp(self, end, weight):
+        """self + weight * (end - self)."""
+        return self + weight * (end - self)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return self + value * (tensor1 * tensor2)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        return self + value * (tensor1 / tensor2)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        """beta * self + alpha * (mat1 @ mat2)."""
+        product = as_tensor(mat1).mm(mat2)
+        return (self if beta == 1 else beta * self) + (product if alpha == 1 else alpha * product)
+
+    def fmod(self, other):
+        """a - b * trunc(a / b): the remainder with the sign of a (C's fmod)."""
+        if self._data.dtype.kind in "iu" and np.asarray(_unwrap(other)).dtype.kind in "iu":
+            return Tensor(np.fmod(self._data, _operand(_unwrap(other), False)))
+        return self - other * (self / other).trunc()
+
     def log2(self):
         return self.log() * (1 / np.log(2.0))
 
@@ -1123,6 +1164,49 @@ class Tensor:
             index = np.int64(find(self._data))
             return Tensor(np.full((1,) * self.ndim, index) if keepdim else index)
         return Tensor(find(self._data, axis=_one_axis(dim, self.ndim), keepdims=bool(keepdim)).astype(np.int64))
+
+    def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False):
+        """``(values, indices)`` of the k-th smallest element along ``dim`` (k counts from 1)."""
+        axis = _one_axis(dim, max(self.ndim, 1))
+        source = self if self.ndim else self.reshape(1)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= source.shape[axis]:
+            raise ValueError(f"kthvalue: expected k in [1, {source.shape[axis]}], got {k!r}")
+        index = np.take(_sort_order(source._data, axis, descending=False), [k - 1], axis=axis)
+        values = indexing.Gather.apply(source, dim=axis, index=index)
+        if not keepdim:
+            values, index = values.squeeze(axis), np.squeeze(index, axis)
+        return ValuesIndices(values, Tensor(index))
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
+        """The distinct values (sorted), optionally with the inverse indices and the counts; no gradient."""
+        found = np.unique(self._data, return_inverse=return_inverse, return_counts=return_counts,
+                          axis=None if dim is None else _one_axis(dim, self.ndim))
+        if not (return_inverse or return_counts):
+            return Tensor(found)
+        values, *extra = found
+        if return_inverse:
+            extra[0] = extra[0].reshape(self.shape if dim is None else -1)
+        return (Tensor(values),) + tuple(Tensor(e.astype(np.int64)) for e in extra)
+
+    def diff(self, n: int = 1, dim: int = -1, prepend=None, append=None):
+        """The n-th forward difference along ``dim``: out[i] = x[i + 1] - x[i], n times."""
+        axis = _one_axis(dim, self.ndim)
+        x = cat([t for t in (prepend, self, append) if t is not None], dim=axis)
+        for _ in range(n):
+            x = x.narrow(axis, 1, x.shape[axis] - 1) - x.narrow(axis, 0, x.shape[axis] - 1)
+        return x
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1):
+        """The diagonal of the matrices in dims (dim1, dim2), as the last dimension (a differentiable gather)."""
+        axes = (_one_axis(dim1, self.ndim), _one_axis(dim2, self.ndim))
+        moved = self.movedim(axes, (-2, -1))
+        rows = np.arange(max(0, -offset), min(moved.shape[-2], moved.shape[-1] - offset))
+        return moved[..., rows, rows + offset]
+
+    def trace(self):
+        if self.ndim != 2:
+            raise ValueError(f"trace: expected a 2D tensor, got shape {self.shape}")
+        return self.diagonal().sum()
 
     def count_nonzero(self, dim=None):
         return Tensor(np.asarray(np.count_nonzero(self._data, axis=dim), dtype=np.int64))

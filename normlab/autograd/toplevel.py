@@ -36,7 +36,11 @@ _METHODS = (
     "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims",
     "movedim", "moveaxis", "t", "narrow", "select", "index_select", "masked_select", "masked_fill", "gather",
     "scatter", "scatter_add", "flip", "roll", "tril", "triu", "split", "chunk", "unbind",
-    "nonzero", "repeat_interleave", "broadcast_to", "tile", "diag",
+    "nonzero", "repeat_interleave", "broadcast_to", "tile", "diag", "diagonal", "trace", "kthvalue", "unique",
+    "diff", "clone", "detach",
+    # more elementwise
+    "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "exp2", "lerp", "addcmul", "addcdiv",
+    "addmm", "fmod",
     # products
     "matmul", "mm", "bmm", "dot", "outer",
     # sampling

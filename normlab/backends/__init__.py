@@ -2,6 +2,7 @@
 
 >>> import normlab
 >>> normlab.backends.cudnn.deterministic = True   # as in torch reproducibility recipes; nothing else changes
+>>> normlab.backends.cudnn.deterministic = False  # (back to the default)
 >>> normlab.backends.mps.is_available()
 False
 """

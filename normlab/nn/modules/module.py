@@ -391,6 +391,30 @@ class Module:
             if module is not None:
                 yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
+    def get_submodule(self, target: str) -> "Module":
+        """The sub-module at the dotted path ``target`` (``""`` is this module)."""
+        module = self
+        for name in target.split(".") if target else []:
+            child = module._modules.get(name)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{name}` (looking up {target!r})")
+            module = child
+        return module
+
+    def get_parameter(self, target: str) -> "Parameter":
+        prefix, _, name = target.rpartition(".")
+        owner = self.get_submodule(prefix)
+        if name not in owner._parameters:
+            raise AttributeError(f"{type(owner).__name__} has no parameter `{name}` (looking up {target!r})")
+        return owner._parameters[name]
+
+    def get_buffer(self, target: str) -> Tensor:
+        prefix, _, name = target.rpartition(".")
+        owner = self.get_submodule(prefix)
+        if name not in owner._buffers:
+            raise AttributeError(f"{type(owner).__name__} has no buffer `{name}` (looking up {target!r})")
+        return owner._buffers[name]
+
     def modules(self) -> Iterator["Module"]:
         for _, module in self.named_modules():
             yield module
