@@ -200,6 +200,7 @@ def shape_and_dim(draw, single=False):
     return shape, dim, draw(st.booleans())
 
 
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom")  # torch warns where var divides by 0 (both give nan)
 @given(case=shape_and_dim(), op=st.sampled_from(["sum", "mean", "var", "std", "logsumexp", "norm1", "norm2",
                                                   "norm3", "norm_inf", "norm_-inf", "amax", "amin", "var_mean",
                                                   "std_mean", "var0"]))

@@ -235,3 +235,93 @@ def test_ragged_lists_and_comparisons_with_non_numbers():
         t < "abc"
     assert normlab.tensor(np.array([1, 2], dtype=np.uint8)).dtype == np.uint8  # numeric kinds stay accepted
     assert normlab.ones(2) + np.float64(1.5) is not None and (normlab.ones(2) + [1, 2]).tolist() == [2.0, 3.0]
+
+
+# ------------------------------------------------------------------ a torch script, imports switched
+TRAINING_SCRIPT = '''
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+torch.backends.cudnn.benchmark = True
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, 1)
+        self.fc1 = nn.Linear(4 * 3 * 3, 16)
+        self.fc2 = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(x, 2)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+def train(model, device, loader, optimizer, log):
+    model.train()
+    for batch_idx, (data, target) in enumerate(loader):
+        data, target = data.to(device), target.to(device)
+        optimizer.zero_grad()
+        output = model(data)
+        loss = F.nll_loss(output, target)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        log.append(loss.item())
+
+def test(model, device, loader):
+    model.eval()
+    test_loss, correct = 0, 0
+    with torch.no_grad():
+        for data, target in loader:
+            data, target = data.to(device), target.to(device)
+            output = model(data)
+            test_loss += F.nll_loss(output, target, reduction="sum").item()
+            pred = output.argmax(dim=1, keepdim=True)
+            correct += pred.eq(target.view_as(pred)).sum().item()
+    return test_loss / len(loader.dataset), correct
+
+model = Net().to(device).double()
+model.load_state_dict(initial)
+dataset = TensorDataset(torch.tensor(images), torch.tensor(labels))
+train_loader = DataLoader(dataset, batch_size=16, shuffle=False)
+optimizer = optim.Adam(model.parameters(), lr=1e-2)
+log = []
+for epoch in range(2):
+    train(model, device, train_loader, optimizer, log)
+result = test(model, device, DataLoader(dataset, batch_size=32))
+torch.save({"model": model.state_dict(), "epoch": 2}, path)
+'''
+
+
+def _run_script(lib: str, images, labels, initial, path):
+    if lib == "torch":
+        import torch.nn.functional as lib_F
+        import torch.optim as lib_optim
+        from torch.utils.data import DataLoader, TensorDataset
+        lib_torch, lib_nn, initial = torch, torch.nn, {k: torch.tensor(v) for k, v in initial.items()}
+    else:
+        import normlab.optim as lib_optim
+        from normlab.utils.data import DataLoader, TensorDataset
+        lib_torch, lib_nn, lib_F = normlab, nn, F
+    namespace = dict(torch=lib_torch, nn=lib_nn, F=lib_F, optim=lib_optim, DataLoader=DataLoader,
+                     TensorDataset=TensorDataset, images=images, labels=labels, initial=initial, path=path)
+    exec(TRAINING_SCRIPT, namespace)
+    return namespace["log"], namespace["result"]
+
+
+def test_a_torch_style_training_script_runs_with_only_the_imports_switched(tmp_path, rng):
+    """device selection, cudnn flag, .to(device), DataLoader of Tensors, argmax/eq/view_as/item, no_grad,
+    clip_grad_norm_, a nested checkpoint: the same losses as torch in float64."""
+    images, labels = rng.standard_normal((64, 1, 8, 8)), rng.integers(0, 10, 64)
+    reference = torch.nn.ModuleDict({"conv1": torch.nn.Conv2d(1, 4, 3), "fc1": torch.nn.Linear(36, 16),
+                                     "fc2": torch.nn.Linear(16, 10)})
+    initial = {k: v.double().numpy() for k, v in reference.state_dict().items()}
+    theirs = _run_script("torch", images, labels, initial, str(tmp_path / "model.pt"))
+    try:
+        ours = _run_script("normlab", images, labels, initial, tmp_path / "model.safetensors")
+    finally:
+        normlab.backends.cudnn.benchmark = False
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-9, atol=1e-12)
+    assert ours[1][1] == theirs[1][1]
+    np.testing.assert_allclose(ours[1][0], theirs[1][0], rtol=1e-9)
+    assert normlab.load(tmp_path / "model.safetensors")["epoch"] == 2
