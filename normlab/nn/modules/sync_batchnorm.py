@@ -1,0 +1,212 @@
+"""``SyncBatchNorm``: BatchNorm whose batch is the global batch of every process again.
+
+With data parallelism each process sees a slice of the batch, and plain
+BatchNorm normalizes with that slice's statistics: the noisier the fewer
+samples per process (Wu & He, 2018). SyncBatchNorm (Peng et al., MegDet,
+2018; torch's ``nn.SyncBatchNorm``) reduces the statistics across processes,
+so output, gradients and running statistics are those of BatchNorm on the
+concatenated batch, whatever the split.
+
+Communication per training step and layer: one allgather of each process's
+(count, mean, sum of squared deviations) per channel in forward, merged with
+Chan et al.'s formula on every process in rank order (so every process holds
+bitwise the same statistics), and one allreduce of two per-channel sums in
+backward. Statistics and sums are float64 whatever the input dtype.
+
+The per-channel code is this file's own (small NumPy reductions); the
+single-process and eval paths are BatchNorm's (``F.batch_norm``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from normlab import distributed as dist
+from normlab._checks import check_float
+from normlab.autograd.function import Function
+from normlab.autograd.tensor import Tensor, as_tensor
+from normlab.nn.functional.normalization import check_batch_size
+from normlab.nn.modules.module import Module
+from normlab.nn.modules.normalization import BatchNorm1d, BatchNorm2d, _BatchNorm
+
+__all__ = ["SyncBatchNorm"]
+
+
+def _channel_view(array: np.ndarray) -> np.ndarray:
+    """(N, C, *spatial) as (N, C, K): each channel's values are the (N, K) plane."""
+    return array.reshape(array.shape[0], array.shape[1], int(np.prod(array.shape[2:])))  # -1 fails when N = 0
+
+
+def local_moments(x3: np.ndarray) -> np.ndarray:
+    """This process's row for the merge: [count, mean (C), sum of squared deviations (C)], float64.
+
+    Two passes (mean, then squared deviations from it), so a float32 batch far
+    from zero keeps its variance; an empty batch contributes count 0.
+    """
+    channels = x3.shape[1]
+    count = x3.shape[0] * x3.shape[2]
+    row = np.zeros(1 + 2 * channels, dtype=np.float64)
+    row[0] = count
+    if count:
+        mean = x3.sum(axis=(0, 2), dtype=np.float64) / count
+        centered = x3 - mean[:, None]
+        row[1:1 + channels] = mean
+        row[1 + channels:] = np.einsum("nck,nck->c", centered, centered)
+    return row
+
+
+def merge_moments(table: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(count, mean, sum of squared deviations) of the union of the groups whose rows ``table`` holds.
+
+    Chan, Golub & LeVeque (1979), for k groups at once: with n = sum n_r,
+        mean = sum n_r mean_r / n
+        M2   = sum M2_r + sum n_r (mean_r - mean)^2
+    Deviations are taken from the merged mean, never E[x^2] - E[x]^2.
+    """
+    channels = (table.shape[1] - 1) // 2
+    counts, means, m2s = table[:, 0], table[:, 1:1 + channels], table[:, 1 + channels:]
+    count = float(counts.sum())
+    mean = counts @ means / count
+    m2 = m2s.sum(axis=0) + counts @ (means - mean) ** 2
+    return count, mean, m2
+
+
+class _SyncBatchNorm(Function):
+    """y = weight * x_hat + bias with x_hat = (x - mean) * rstd from the global batch's statistics."""
+
+    def forward(self, x, weight, bias, *, mean, rstd, count, group):
+        x3 = _channel_view(x)
+        x_hat = ((x3 - mean[:, None]) * rstd[:, None]).astype(x.dtype, copy=False)
+        y = x_hat.copy() if weight is None else x_hat * weight[:, None]  # never hand out the saved x_hat
+        if bias is not None:
+            y += bias[:, None]
+        y = y.astype(x.dtype, copy=False)
+        self.x_hat, self.rstd, self.count, self.group = x_hat, rstd, count, group
+        self.weight = weight
+        return y.reshape(x.shape)
+
+    def backward(self, dy):
+        """Gradients through the global statistics; one allreduce of two per-channel sums.
+
+        With g = dy * weight and n values per channel over all processes:
+            dbias   = sum(dy)                 (this process's part; DDP sums the parts)
+            dweight = sum(dy * x_hat)         (likewise)
+            dx      = rstd * (g - sum_all(g) / n - x_hat * sum_all(g * x_hat) / n)
+        x moves x_hat directly (rstd), through the global mean (hence the
+        global mean of g) and through the global variance (hence the x_hat term);
+        sum_all needs every process's sums: that is the allreduce.
+        """
+        dy3 = _channel_view(dy)
+        sum_dy = dy3.sum(axis=(0, 2), dtype=np.float64)
+        sum_dy_x_hat = np.einsum("nck,nck->c", dy3, self.x_hat, dtype=np.float64)
+        needs_x, needs_weight, needs_bias = self.needs_input_grad
+        grad_weight = sum_dy_x_hat.astype(self.weight.dtype) if needs_weight else None
+        grad_bias = sum_dy.copy() if needs_bias else None
+        grad_x = None
+        if needs_x:
+            sums = np.concatenate([sum_dy, sum_dy_x_hat])
+            dist.all_reduce(sums, group=self.group)
+            channels = sum_dy.shape[0]
+            mean_dy, mean_dy_x_hat = sums[:channels] / self.count, sums[channels:] / self.count
+            scale = self.rstd if self.weight is None else self.rstd * self.weight
+            grad_x3 = scale[:, None] * (dy3 - mean_dy[:, None] - self.x_hat * mean_dy_x_hat[:, None])
+            grad_x = grad_x3.astype(dy.dtype, copy=False).reshape(dy.shape)
+        return grad_x, grad_weight, grad_bias
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch Normalization over the global batch of all processes (Peng et al., MegDet, 2018).
+
+    Same as ``torch.nn.SyncBatchNorm``: training normalizes each channel with
+    the mean and biased variance of the concatenated batch of every process
+    of ``process_group`` (default: all), and updates ``running_mean`` /
+    ``running_var`` (unbiased over the global count) and
+    ``num_batches_tracked`` exactly as BatchNorm on that batch. Per-process
+    batches may differ in size, be one sample or empty, as long as the global
+    batch has more than one value per channel. In eval mode, or with one
+    process (or no process group), it is BatchNorm.
+
+    Every process must call forward and backward in step (the statistics and
+    the input gradient are collectives).
+
+    Shapes: (N, C, *) -> same shape.
+
+    >>> import normlab, normlab.nn as nn
+    >>> sbn = nn.SyncBatchNorm(3)             # one process: BatchNorm
+    >>> sbn(normlab.randn(4, 3, 5)).shape
+    (4, 3, 5)
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group=None, device=None, dtype=None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def _check_input(self, x: Tensor) -> None:
+        """Local checks (dtype, rank, channels); the batch-size check belongs to the unsynchronised path."""
+        check_float("SyncBatchNorm", x._data)
+        if x.ndim < 2:
+            raise ValueError(f"SyncBatchNorm: expected at least 2D input (N, C, *), got {x.ndim}D input of "
+                             f"shape {tuple(x.shape)}")
+        self._check_channels(x)
+
+    def _group(self):
+        """The process group to synchronise over, or None when this forward is plain BatchNorm."""
+        if not self.training:
+            return None
+        if self.process_group is None and not dist.is_initialized():
+            return None
+        group = dist.process_group.resolve(self.process_group)
+        return group if group.size() > 1 else None
+
+    def forward(self, input):
+        x = as_tensor(input if isinstance(input, (Tensor, np.ndarray)) else np.asarray(input))
+        self._check_input(x)
+        group = self._group()
+        if group is None:
+            if self.training:
+                check_batch_size("SyncBatchNorm", x.shape)
+            return super().forward(x)
+        return self._forward_synchronised(x, group)
+
+    def _forward_synchronised(self, x: Tensor, group) -> Tensor:
+        row = local_moments(_channel_view(x._data))
+        table = np.empty((group.size(), row.size), dtype=np.float64)
+        dist.all_gather_into_tensor(table.reshape(-1), row, group=group)
+        global_count = int(table[:, 0].sum())
+        if global_count <= 1:  # every process holds the same table, so every process raises here
+            raise ValueError(f"SyncBatchNorm: Expected more than 1 value per channel when training, got "
+                             f"{global_count} value(s) per channel in the global batch of {group.size()} "
+                             f"processes (input size {tuple(x.shape)} on this process)")
+        count, mean, m2 = merge_moments(table)
+        variance = m2 / count
+        factor = self._factor()  # counts the batch; only after every check has passed
+        if self.track_running_stats:
+            for buffer, batch_value in ((self.running_mean, mean), (self.running_var, m2 / (count - 1))):
+                buffer._data[...] = (1.0 - factor) * buffer._data + factor * batch_value
+        rstd = 1.0 / np.sqrt(variance + self.eps)
+        return _SyncBatchNorm.apply(x, self.weight, self.bias, mean=mean, rstd=rstd, count=count, group=group)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module, process_group=None) -> Module:
+        """Replace every BatchNorm1d/2d in ``module`` by a SyncBatchNorm sharing its parameters and buffers.
+
+        Returns the converted module (a new object when ``module`` itself is a
+        BatchNorm). BatchRenorm is left alone: its correction is not BatchNorm's.
+
+        >>> import normlab.nn as nn
+        >>> net = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)))
+        >>> type(net[1]).__name__
+        'SyncBatchNorm'
+        """
+        converted = module
+        if isinstance(module, (BatchNorm1d, BatchNorm2d)):
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, process_group)
+            converted.weight = module.weight
+            converted.bias = module.bias
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                setattr(converted, name, getattr(module, name))
+            converted.train(module.training)
+        for name, child in list(module.named_children()):
+            converted.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return converted
