@@ -112,6 +112,28 @@ def scenario_sync_bn(rank: int, world: int) -> dict:
     return out
 
 
+FLOAT32_SPLITS = (5, 3)
+
+
+def float32_data():
+    """A float32 batch with mean 1e4 and std 1 (E[x^2] - E[x]^2 loses it all) and its upstream gradient."""
+    rng = np.random.default_rng(32)
+    shape = (sum(FLOAT32_SPLITS), 3, 4)
+    return rng.normal(1e4, 1.0, shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+
+
+def scenario_sync_bn_float32(rank: int, world: int) -> dict:
+    bn = nn.SyncBatchNorm(3)
+    x_global, dy_global = float32_data()
+    part = rank_slice(FLOAT32_SPLITS, rank)
+    x = normlab.tensor(x_global[part], requires_grad=True)
+    y = bn(x)
+    y.backward(dy_global[part])
+    return {"y": np.asarray(y).copy(), "dx": np.asarray(x.grad).copy(), "dweight": np.asarray(bn.weight.grad).copy(),
+            "dbias": np.asarray(bn.bias.grad).copy(), "running_mean": np.asarray(bn.running_mean).copy(),
+            "running_var": np.asarray(bn.running_var).copy()}
+
+
 def scenario_ddp(rank: int, world: int) -> dict:
     """5 SGD steps of a SyncBatchNorm CNN under DDP; small buckets so several allreduces overlap."""
     model = ddp_model(seed=rank)  # different on every rank: the broadcast must make them rank 0's
@@ -205,7 +227,7 @@ def scenario_collectives(rank: int, world: int) -> dict:
     return out
 
 
-SCENARIOS = {"sync_bn": scenario_sync_bn, "ddp": scenario_ddp, "no_sync": scenario_no_sync,
+SCENARIOS = {"sync_bn": scenario_sync_bn, "sync_bn_float32": scenario_sync_bn_float32, "ddp": scenario_ddp, "no_sync": scenario_no_sync,
              "errors": scenario_errors, "collectives": scenario_collectives}
 
 

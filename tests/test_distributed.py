@@ -25,6 +25,7 @@ import normlab.nn.functional as F
 from normlab.distributed import is_available
 from normlab.distributed.launch import find_mpiexec
 from normlab.train import mlp
+from tests.oracle import assert_float32_close
 from tests import distributed_worker as worker
 
 MPIEXEC = find_mpiexec()
@@ -63,7 +64,8 @@ def run_worker(nproc: int, out_dir: Path, scenarios: list[str]):
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
-    return run_worker(2, tmp_path_factory.mktemp("two"), ["sync_bn", "ddp", "no_sync", "errors", "collectives"])
+    return run_worker(2, tmp_path_factory.mktemp("two"),
+                      ["sync_bn", "sync_bn_float32", "ddp", "no_sync", "errors", "collectives"])
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +121,25 @@ def test_sync_batchnorm_is_batchnorm_on_the_concatenated_batch(world, request):
             assert_relative(r[f"{index}:running_mean"], reference.running_mean.numpy(), f"running_mean ({case})")
             assert_relative(r[f"{index}:running_var"], reference.running_var.numpy(), f"running_var ({case})")
             assert int(r[f"{index}:num_batches_tracked"]) == worker.SYNC_BN_STEPS, case
+
+
+def test_sync_batchnorm_float32_far_from_zero_against_float64(two):
+    """float32 in, statistics in float64: within float32 rounding of torch's float64 BatchNorm."""
+    x32, dy32 = worker.float32_data()
+    layer = torch.nn.BatchNorm1d(3).double()
+    x = torch.tensor(x32.astype(np.float64), requires_grad=True)
+    y = layer(x)
+    y.backward(torch.tensor(dy32.astype(np.float64)))
+    ranks = two["sync_bn_float32"]
+    gathered = {key: np.concatenate([r[key] for r in ranks]) for key in ("y", "dx")}
+    assert_float32_close(gathered["y"], y.detach().numpy(), scale=1.0, what="y")
+    assert_float32_close(gathered["dx"], x.grad.numpy(), scale=np.abs(x.grad.numpy()).max(), what="dx")
+    n = x32.size // 3
+    for key, expected in (("dweight", layer.weight.grad), ("dbias", layer.bias.grad)):  # sums of n terms of |dy|
+        assert_float32_close(sum(r[key] for r in ranks), expected.numpy(), scale=n * np.abs(dy32).max(), what=key)
+    for r in ranks:
+        assert_float32_close(r["running_mean"], layer.running_mean.numpy(), scale=1e4, what="running_mean")
+        assert_float32_close(r["running_var"], layer.running_var.numpy(), scale=1.0, what="running_var")
 
 
 @pytest.mark.parametrize("world", [2, 3])
