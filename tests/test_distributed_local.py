@@ -20,7 +20,7 @@ import normlab
 import normlab.distributed as dist
 import normlab.nn as nn
 from normlab.data import DataLoader, DistributedSampler, TensorDataset
-from normlab.nn.modules.sync_batchnorm import local_moments, merge_moments
+from normlab.ops.sync_batch_norm import local_moments, merge_moments
 
 ROOT = Path(__file__).resolve().parents[1]
 

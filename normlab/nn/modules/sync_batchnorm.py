@@ -13,8 +13,8 @@ Chan et al.'s formula on every process in rank order (so every process holds
 bitwise the same statistics), and one allreduce of two per-channel sums in
 backward. Statistics and sums are float64 whatever the input dtype.
 
-The per-channel code is this file's own (small NumPy reductions); the
-single-process and eval paths are BatchNorm's (``F.batch_norm``).
+The per-channel kernels are SyncBatchNorm's own (``normlab.ops.sync_batch_norm``);
+the single-process and eval paths are BatchNorm's (``F.batch_norm``).
 """
 from __future__ import annotations
 
@@ -27,62 +27,18 @@ from normlab.autograd.tensor import Tensor, as_tensor
 from normlab.nn.functional.normalization import check_batch_size
 from normlab.nn.modules.module import Module
 from normlab.nn.modules.normalization import BatchNorm1d, BatchNorm2d, _BatchNorm
+from normlab.ops import sync_batch_norm as ops
 
 __all__ = ["SyncBatchNorm"]
-
-
-def _channel_view(array: np.ndarray) -> np.ndarray:
-    """(N, C, *spatial) as (N, C, K): each channel's values are the (N, K) plane."""
-    return array.reshape(array.shape[0], array.shape[1], int(np.prod(array.shape[2:])))  # -1 fails when N = 0
-
-
-def local_moments(x3: np.ndarray) -> np.ndarray:
-    """This process's row for the merge: [count, mean (C), sum of squared deviations (C)], float64.
-
-    Two passes (mean, then squared deviations from it), so a float32 batch far
-    from zero keeps its variance; an empty batch contributes count 0.
-    """
-    channels = x3.shape[1]
-    count = x3.shape[0] * x3.shape[2]
-    row = np.zeros(1 + 2 * channels, dtype=np.float64)
-    row[0] = count
-    if count:
-        mean = x3.sum(axis=(0, 2), dtype=np.float64) / count
-        centered = x3 - mean[:, None]
-        row[1:1 + channels] = mean
-        row[1 + channels:] = np.einsum("nck,nck->c", centered, centered)
-    return row
-
-
-def merge_moments(table: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(count, mean, sum of squared deviations) of the union of the groups whose rows ``table`` holds.
-
-    Chan, Golub & LeVeque (1979), for k groups at once: with n = sum n_r,
-        mean = sum n_r mean_r / n
-        M2   = sum M2_r + sum n_r (mean_r - mean)^2
-    Deviations are taken from the merged mean, never E[x^2] - E[x]^2.
-    """
-    channels = (table.shape[1] - 1) // 2
-    counts, means, m2s = table[:, 0], table[:, 1:1 + channels], table[:, 1 + channels:]
-    count = float(counts.sum())
-    mean = counts @ means / count
-    m2 = m2s.sum(axis=0) + counts @ (means - mean) ** 2
-    return count, mean, m2
 
 
 class _SyncBatchNorm(Function):
     """y = weight * x_hat + bias with x_hat = (x - mean) * rstd from the global batch's statistics."""
 
     def forward(self, x, weight, bias, *, mean, rstd, count, group):
-        x3 = _channel_view(x)
-        x_hat = ((x3 - mean[:, None]) * rstd[:, None]).astype(x.dtype, copy=False)
-        y = x_hat.copy() if weight is None else x_hat * weight[:, None]  # never hand out the saved x_hat
-        if bias is not None:
-            y += bias[:, None]
-        y = y.astype(x.dtype, copy=False)
-        self.x_hat, self.rstd, self.count, self.group = x_hat, rstd, count, group
-        self.weight = weight
-        return y.reshape(x.shape)
+        y3, self.x_hat3 = ops.normalize(ops.channel_view(x), mean, rstd, weight, bias)
+        self.rstd, self.count, self.group, self.weight = rstd, count, group, weight
+        return y3.reshape(x.shape)
 
     def backward(self, dy):
         """Gradients through the global statistics; one allreduce of two per-channel sums.
@@ -95,21 +51,18 @@ class _SyncBatchNorm(Function):
         global mean of g) and through the global variance (hence the x_hat term);
         sum_all needs every process's sums: that is the allreduce.
         """
-        dy3 = _channel_view(dy)
-        sum_dy = dy3.sum(axis=(0, 2), dtype=np.float64)
-        sum_dy_x_hat = np.einsum("nck,nck->c", dy3, self.x_hat, dtype=np.float64)
+        dy3 = ops.channel_view(dy)
+        sum_dy, sum_dy_x_hat = ops.channel_sums(dy3, self.x_hat3)
         needs_x, needs_weight, needs_bias = self.needs_input_grad
         grad_weight = sum_dy_x_hat.astype(self.weight.dtype) if needs_weight else None
-        grad_bias = sum_dy.copy() if needs_bias else None
+        grad_bias = sum_dy.astype(self.weight.dtype) if needs_bias else None
         grad_x = None
         if needs_x:
             sums = np.concatenate([sum_dy, sum_dy_x_hat])
             dist.all_reduce(sums, group=self.group)
-            channels = sum_dy.shape[0]
-            mean_dy, mean_dy_x_hat = sums[:channels] / self.count, sums[channels:] / self.count
+            mean_dy, mean_dy_x_hat = np.split(sums / self.count, 2)
             scale = self.rstd if self.weight is None else self.rstd * self.weight
-            grad_x3 = scale[:, None] * (dy3 - mean_dy[:, None] - self.x_hat * mean_dy_x_hat[:, None])
-            grad_x = grad_x3.astype(dy.dtype, copy=False).reshape(dy.shape)
+            grad_x = ops.input_gradient(dy3, self.x_hat3, scale, mean_dy, mean_dy_x_hat).reshape(dy.shape)
         return grad_x, grad_weight, grad_bias
 
 
@@ -169,7 +122,7 @@ class SyncBatchNorm(_BatchNorm):
         return self._forward_synchronised(x, group)
 
     def _forward_synchronised(self, x: Tensor, group) -> Tensor:
-        row = local_moments(_channel_view(x._data))
+        row = ops.local_moments(ops.channel_view(x._data))
         table = np.empty((group.size(), row.size), dtype=np.float64)
         dist.all_gather_into_tensor(table.reshape(-1), row, group=group)
         global_count = int(table[:, 0].sum())
@@ -177,7 +130,7 @@ class SyncBatchNorm(_BatchNorm):
             raise ValueError(f"SyncBatchNorm: Expected more than 1 value per channel when training, got "
                              f"{global_count} value(s) per channel in the global batch of {group.size()} "
                              f"processes (input size {tuple(x.shape)} on this process)")
-        count, mean, m2 = merge_moments(table)
+        count, mean, m2 = ops.merge_moments(table)
         variance = m2 / count
         factor = self._factor()  # counts the batch; only after every check has passed
         if self.track_running_stats:
