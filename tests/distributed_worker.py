@@ -99,11 +99,16 @@ def scenario_sync_bn(rank: int, world: int) -> dict:
         part = rank_slice(splits, rank)
         for step in range(SYNC_BN_STEPS):
             x_global, dy_global = case_data(world, index, step)
-            x = normlab.tensor(x_global[part], requires_grad=True)
+            # step 1 as a user might: a Fortran-ordered input, and the output overwritten before backward
+            x_part = x_global[part] if step == 0 else np.asfortranarray(x_global[part])
+            x = normlab.tensor(x_part, requires_grad=True)
             bn.zero_grad()
             y = bn(x)
+            y_copy = np.asarray(y).copy()
+            if step == 1:
+                np.asarray(y)[...] = 1e9
             y.backward(dy_global[part])
-            out.update({f"{index}:{step}:y": np.asarray(y).copy(), f"{index}:{step}:dx": np.asarray(x.grad).copy(),
+            out.update({f"{index}:{step}:y": y_copy, f"{index}:{step}:dx": np.asarray(x.grad).copy(),
                         f"{index}:{step}:dweight": np.asarray(bn.weight.grad).copy(),
                         f"{index}:{step}:dbias": np.asarray(bn.bias.grad).copy()})
         out.update({f"{index}:running_mean": bn.running_mean.numpy().copy(),
