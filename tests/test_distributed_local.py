@@ -88,7 +88,8 @@ def test_one_process_sync_batchnorm_is_torchs(shape, momentum, rng):
     (lambda: np.ones(3), ValueError, r"SyncBatchNorm: expected at least 2D input \(N, C, \*\), got 1D"),
     (lambda: np.ones((4, 5)), ValueError, "SyncBatchNorm: expected input with 3 channels"),
     (lambda: np.ones((4, 3), dtype=np.int64), TypeError, "SyncBatchNorm: expected a floating-point input"),
-    (lambda: np.ones((1, 3)), ValueError, "SyncBatchNorm: Expected more than 1 value per channel"),
+    (lambda: np.ones((1, 3), dtype=np.float32), ValueError, "SyncBatchNorm: Expected more than 1 value per channel"),
+    (lambda: np.ones((4, 3)), TypeError, "SyncBatchNorm: expected input of the parameters' dtype float32"),
 ])
 def test_bad_input_is_refused_before_any_state_changes(make, error, message):
     bn = nn.SyncBatchNorm(3)

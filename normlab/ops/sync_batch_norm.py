@@ -5,9 +5,10 @@ come from every process's slice of the batch. Between the pieces below sit
 the two collectives (an allgather of the moments, an allreduce of the
 backward sums); this module does no communication and knows nothing of
 autograd. Inputs are viewed as ``x3`` of shape (N, C, K), K the product of
-the spatial sizes; kernels run in parallel over channels and accumulate in
-float64 whatever the input dtype, two passes for the moments, so a float32
-batch with mean 1e4 and std 1 keeps its variance.
+the spatial sizes; kernels split their work by channel (in parallel above
+normlab's threshold, see ``ops/_threading.py``) and accumulate in float64
+whatever the input dtype, two passes for the moments, so a float32 batch
+with mean 1e4 and std 1 keeps its variance.
 
 >>> import numpy as np
 >>> x3 = np.random.default_rng(0).normal(5.0, 2.0, (6, 3, 4))
@@ -19,14 +20,16 @@ batch with mean 1e4 and std 1 keeps its variance.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from normlab.ops._threading import parallel_kernel
 
 # Reassociation lets LLVM vectorise the float64 reductions; contraction allows fused
 # multiply-adds. No 'nnan'/'ninf': NaN and inf propagate, as in torch.
 _FASTMATH = {"reassoc", "contract"}
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
 def _channel_moments(x3, mean, m2):
     """Two-pass mean and sum of squared deviations of every channel ``x3[:, c, :]`` (float64)."""
     n, channels, k = x3.shape
@@ -46,7 +49,7 @@ def _channel_moments(x3, mean, m2):
         m2[c] = squares
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
 def _normalize(x3, mean, rstd, scale, shift, x_hat3, y3):
     """x_hat = (x - mean) * rstd (in float64, then stored) and y = x_hat * scale + shift, per channel."""
     n, channels, k = x3.shape
@@ -58,7 +61,7 @@ def _normalize(x3, mean, rstd, scale, shift, x_hat3, y3):
                 y3[i, c, j] = value * scale[c] + shift[c]
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
 def _channel_sums(dy3, x_hat3, sum_dy, sum_dy_x_hat):
     """sum(dy) and sum(dy * x_hat) of every channel (float64)."""
     n, channels, k = dy3.shape
@@ -73,7 +76,7 @@ def _channel_sums(dy3, x_hat3, sum_dy, sum_dy_x_hat):
         sum_dy_x_hat[c] = weighted
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
 def _input_gradient(dy3, x_hat3, scale, mean_dy, mean_dy_x_hat, dx3):
     """dx = scale * (dy - mean_dy - x_hat * mean_dy_x_hat), per channel."""
     n, channels, k = dy3.shape
@@ -97,7 +100,7 @@ def local_moments(x3: np.ndarray) -> np.ndarray:
     row = np.zeros(1 + 2 * channels, dtype=np.float64)
     row[0] = x3.shape[0] * x3.shape[2]
     if row[0]:
-        _channel_moments(x3, row[1:1 + channels], row[1 + channels:])
+        _channel_moments(x3, row[1:1 + channels], row[1 + channels:], work=2 * x3.size)
     return row
 
 
@@ -125,7 +128,7 @@ def normalize(x3: np.ndarray, mean: np.ndarray, rstd: np.ndarray, weight, bias) 
     shift = np.zeros(channels) if bias is None else np.asarray(bias, dtype=np.float64)
     x_hat3, y3 = np.empty_like(x3), np.empty_like(x3)
     if x3.size:
-        _normalize(x3, mean, rstd, scale, shift, x_hat3, y3)
+        _normalize(x3, mean, rstd, scale, shift, x_hat3, y3, work=3 * x3.size)
     return y3, x_hat3
 
 
@@ -134,7 +137,7 @@ def channel_sums(dy3: np.ndarray, x_hat3: np.ndarray) -> tuple[np.ndarray, np.nd
     channels = dy3.shape[1]
     sum_dy, sum_dy_x_hat = np.zeros(channels), np.zeros(channels)
     if dy3.size:
-        _channel_sums(dy3, x_hat3, sum_dy, sum_dy_x_hat)
+        _channel_sums(dy3, x_hat3, sum_dy, sum_dy_x_hat, work=2 * dy3.size)
     return sum_dy, sum_dy_x_hat
 
 
@@ -143,5 +146,5 @@ def input_gradient(dy3: np.ndarray, x_hat3: np.ndarray, scale: np.ndarray, mean_
     """dx3 = scale * (dy - mean_dy - x_hat * mean_dy_x_hat) per channel, in dy's dtype (see SyncBatchNorm)."""
     dx3 = np.empty_like(dy3)
     if dy3.size:
-        _input_gradient(dy3, x_hat3, scale, mean_dy, mean_dy_x_hat, dx3)
+        _input_gradient(dy3, x_hat3, scale, mean_dy, mean_dy_x_hat, dx3, work=3 * dy3.size)
     return dx3

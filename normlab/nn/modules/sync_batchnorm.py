@@ -21,10 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import distributed as dist
-from normlab._checks import check_float
+from normlab._checks import check_float, check_same_dtype
 from normlab.autograd.function import Function
 from normlab.autograd.tensor import Tensor, as_tensor
-from normlab.nn.functional.normalization import check_batch_size
 from normlab.nn.modules.module import Module
 from normlab.nn.modules.normalization import BatchNorm1d, BatchNorm2d, _BatchNorm
 from normlab.ops import sync_batch_norm as ops
@@ -95,12 +94,14 @@ class SyncBatchNorm(_BatchNorm):
         self.process_group = process_group
 
     def _check_input(self, x: Tensor) -> None:
-        """Local checks (dtype, rank, channels); the batch-size check belongs to the unsynchronised path."""
+        """Local checks (dtypes, rank, channels), as BatchNorm's; the batch size is checked on the global batch."""
         check_float("SyncBatchNorm", x._data)
         if x.ndim < 2:
             raise ValueError(f"SyncBatchNorm: expected at least 2D input (N, C, *), got {x.ndim}D input of "
                              f"shape {tuple(x.shape)}")
         self._check_channels(x)
+        state = {"running_mean": self.running_mean, "weight": self.weight, "bias": self.bias}
+        check_same_dtype("SyncBatchNorm", x._data, **{k: None if t is None else t._data for k, t in state.items()})
 
     def _group(self):
         """The process group to synchronise over, or None when this forward is plain BatchNorm."""
@@ -116,8 +117,6 @@ class SyncBatchNorm(_BatchNorm):
         self._check_input(x)
         group = self._group()
         if group is None:
-            if self.training:
-                check_batch_size("SyncBatchNorm", x.shape)
             return super().forward(x)
         return self._forward_synchronised(x, group)
 
@@ -132,10 +131,11 @@ class SyncBatchNorm(_BatchNorm):
                              f"processes (input size {tuple(x.shape)} on this process)")
         count, mean, m2 = ops.merge_moments(table)
         variance = m2 / count
-        factor = self._factor()  # counts the batch; only after every check has passed
-        if self.track_running_stats:
+        if self.track_running_stats:  # every check has passed: now the state moves
+            factor = self._factor()
             for buffer, batch_value in ((self.running_mean, mean), (self.running_var, m2 / (count - 1))):
                 buffer._data[...] = (1.0 - factor) * buffer._data + factor * batch_value
+            self._count_batch()
         rstd = 1.0 / np.sqrt(variance + self.eps)
         return _SyncBatchNorm.apply(x, self.weight, self.bias, mean=mean, rstd=rstd, count=count, group=group)
 
