@@ -174,6 +174,17 @@ def scenario_no_sync(rank: int, world: int) -> dict:
     return out
 
 
+class PartlyUsed(nn.Module):
+    """A model whose forward never uses one of its layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.unused = nn.Linear(3, 2).double(), nn.Linear(3, 2).double()
+
+    def forward(self, x):
+        return self.used(x)
+
+
 def scenario_errors(rank: int, world: int) -> dict:
     """Refusals that must happen on every rank, without a hang and before any state changes."""
     out = {}
@@ -181,6 +192,13 @@ def scenario_errors(rank: int, world: int) -> dict:
         DDP(nn.Linear(3, 4 + (rank == world - 1)))
     except ValueError as error:
         out["shape_error"] = np.array(str(error))
+    ddp = DDP(PartlyUsed())
+    x = np.ones((4, 3))
+    ddp(x).sum().backward()  # reaches only ddp.module.used
+    try:
+        ddp(x)
+    except RuntimeError as error:
+        out["unused_error"] = np.array(str(error))
     bn = nn.SyncBatchNorm(3).double()
     before = _state(bn, "bn")
     x = np.ones((1 if rank == 0 else 0, 3))  # one value per channel in the global batch

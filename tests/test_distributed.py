@@ -151,6 +151,8 @@ def test_refusals_happen_on_every_rank_before_any_state_changes(world, request):
         message = str(r["shape_error"])
         assert "every process must build the same model" in message and "'weight'" in message, rank
         assert f"rank {world - 1} has parameter 'weight' of shape (5, 3)" in message, rank
+        unused = str(r["unused_error"])
+        assert "did not finish reducing gradients" in unused and "['unused.weight', 'unused.bias']" in unused, rank
 
 
 # ----------------------------------------------------------------------------

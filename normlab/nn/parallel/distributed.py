@@ -204,16 +204,26 @@ class DistributedDataParallel(Module):
                         grad._bump_version()
                     else:
                         p.grad = Tensor(average.astype(p.dtype))
-                bucket.ready.clear()
-                bucket.work = None
+        self._reset_round()
+
+    def _reset_round(self) -> None:
+        """No parameter ready, no bucket started, nothing armed: the state between two steps."""
+        for bucket in self._buckets:
+            bucket.ready.clear()
+            bucket.work = None
         self._next_bucket = 0
         self._armed = False
 
     def _check_previous_reduction(self) -> None:
         """torch's check: a reduction that started must have finished before the next forward."""
-        missing = [self._names[id(p)] for bucket in self._buckets for p in bucket.params
-                   if id(p) not in bucket.ready]
-        if len(missing) < len(self._bucket_of):
+        ready = set().union(*(bucket.ready for bucket in self._buckets))
+        if ready:
+            missing = [name for key, name in self._names.items() if key in self._bucket_of and key not in ready]
+            # Every process started the same buckets (same model, same graph): finish them and
+            # start the next round clean, so that the job can go on once the cause is fixed.
+            for bucket in self._buckets[:self._next_bucket]:
+                bucket.work.wait()
+            self._reset_round()
             raise RuntimeError(
                 "DistributedDataParallel: the previous backward did not finish reducing gradients: parameters "
                 f"{missing} received no gradient. Every parameter that requires grad must take part in the loss "
