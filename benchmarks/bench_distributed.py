@@ -19,7 +19,9 @@ configuration and prints three tables:
    SyncBatchNorm's own NumPy statistics) costs.
 
 A step's time is the slowest rank's (a MAX allreduce of each rank's time),
-median over ``--repeat`` steps after warm-up.
+median over ``--repeat`` steps after warm-up, by the wall clock: a CPU clock
+would not see gloo's background threads (torch) while it counts MPI's
+spinning waits (ours), so it cannot compare the two.
 """
 from __future__ import annotations
 
@@ -92,19 +94,19 @@ def interleaved(clock: Clock, runs: dict, repeat: int, warmup: int = 2) -> dict:
 
 
 def worker(args) -> None:
+    import normlab  # before torch: normlab then sets up its threads its own way (see ops/_threading.py)
+    import normlab.distributed as dist
+    import normlab.nn.functional as F
     import torch
     import torch.distributed as tdist
     import torch.nn.functional as TF
-
-    import normlab
-    import normlab.distributed as dist
-    import normlab.nn.functional as F
     from normlab.nn.parallel import DistributedDataParallel as DDP
 
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}", rank=rank, world_size=world)
     torch.set_num_threads(args.threads)
+    normlab.set_num_threads(args.threads)
     clock = Clock(dist)
     rng = np.random.default_rng(rank)
     result = {"world": world, "threads": args.threads}
