@@ -44,6 +44,11 @@ def case_data(world: int, index: int, step: int):
     return rng.normal(5.0, 3.0, shape), rng.standard_normal(shape)
 
 
+def sync_bn_momentum(index: int) -> float | None:
+    """0.3 for even cases, None (the cumulative average) for odd ones."""
+    return 0.3 if index % 2 == 0 else None
+
+
 def rank_slice(splits, rank: int) -> slice:
     start = sum(splits[:rank])
     return slice(start, start + splits[rank])
@@ -92,7 +97,7 @@ def _state(module: nn.Module, prefix: str) -> dict:
 def scenario_sync_bn(rank: int, world: int) -> dict:
     out = {}
     for index, (splits, channels, spatial) in enumerate(SYNC_BN_CASES[world]):
-        bn = nn.SyncBatchNorm(channels, momentum=0.3).double()
+        bn = nn.SyncBatchNorm(channels, momentum=sync_bn_momentum(index)).double()
         with normlab.no_grad():  # a weight and bias away from 1 and 0
             bn.weight.copy_(normlab.tensor(np.linspace(0.5, 2.0, channels)))
             bn.bias.copy_(normlab.tensor(np.linspace(-1.0, 1.0, channels)))

@@ -88,7 +88,7 @@ def assert_relative(actual, expected, what: str, rtol: float = 1e-12) -> None:
 def torch_batch_norm_reference(world: int, index: int):
     """torch's BatchNorm on the concatenated batch, step by step: outputs, gradients, final buffers."""
     splits, channels, spatial = worker.SYNC_BN_CASES[world][index]
-    layer = (torch.nn.BatchNorm2d if len(spatial) == 2 else torch.nn.BatchNorm1d)(channels, momentum=0.3).double()
+    layer = (torch.nn.BatchNorm2d if len(spatial) == 2 else torch.nn.BatchNorm1d)(channels, momentum=worker.sync_bn_momentum(index)).double()
     with torch.no_grad():
         layer.weight.copy_(torch.linspace(0.5, 2.0, channels, dtype=torch.float64))
         layer.bias.copy_(torch.linspace(-1.0, 1.0, channels, dtype=torch.float64))
