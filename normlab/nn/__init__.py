@@ -13,5 +13,6 @@ from normlab.nn.modules.loss import *  # noqa: F401,F403
 from normlab.nn.modules.module import Module, Parameter  # noqa: F401
 from normlab.nn.modules.normalization import *  # noqa: F401,F403
 from normlab.nn.modules.pooling import *  # noqa: F401,F403
+from normlab.nn.modules.rnn import *  # noqa: F401,F403
 from normlab.nn.modules.sync_batchnorm import *  # noqa: F401,F403
 from normlab.nn import parallel  # noqa: F401,E402  (after the modules it wraps)
