@@ -291,7 +291,7 @@ def run_backward(root, grad: np.ndarray) -> None:
     pending: dict[int, list] = {id(root._creator): [None] * root._creator.num_outputs}
     pending[id(root._creator)][root._output_index] = grad
     order = list(reversed(_topological_order(root._creator)))
-    finishing = _leaves_finishing(order)
+    finishing = _leaves_finishing(order) if root._post_accumulate_grad_hooks_used else {}
     reached: set[int] = set()
     for step, fn in enumerate(order):
         out_grads = pending.pop(id(fn), None)

@@ -82,6 +82,9 @@ class _VersionCounter:
 class Tensor:
     """An n-dimensional array with automatic differentiation (see the module docstring)."""
 
+    #: Set by the first ``register_post_accumulate_grad_hook``: until then backward skips looking for them.
+    _post_accumulate_grad_hooks_used = False
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """NumPy ufuncs on tensors: arithmetic stays in autograd, the rest gives plain arrays.
 
@@ -343,6 +346,7 @@ class Tensor:
             raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a tensor that "
                                "does not require grad")
         self._post_accumulate_grad_hooks.append(hook)
+        Tensor._post_accumulate_grad_hooks_used = True
         return _RemovableHook(self._post_accumulate_grad_hooks, hook)
 
     def retain_grad(self) -> None:
