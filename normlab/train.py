@@ -306,7 +306,7 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
     share = math.ceil(len(data.x_train) / world)
     if config.batch_size > share:
         raise ConfigError(f"train: batch_size {config.batch_size} is larger than the {share} training samples "
-                         f"of {config.dataset}" + (f" each of {world} processes sees" if world > 1 else ""))
+                         f"of {config.dataset}" + (f" that each of {world} processes gets" if world > 1 else ""))
     x_train = data.x_train.reshape(len(data.x_train), -1).astype(dtype)
     x_test = data.x_test.reshape(len(data.x_test), -1).astype(dtype)
 
