@@ -103,6 +103,10 @@ class DistributedDataParallel(Module):
     Every parameter that requires grad must receive a gradient in every
     synchronised backward (torch's ``find_unused_parameters`` is not
     offered: freeze unused parameters with ``requires_grad_(False)``).
+    As in torch, one forward through DDP arms one reduction: a backward
+    without a DDP forward before it (through ``ddp.module``, or a second
+    backward through the same graph) leaves its gradients local; sum several
+    losses into one before calling backward.
     ``module`` is the wrapped model; ``state_dict`` keys start with
     ``module.``, as in torch.
 
