@@ -36,10 +36,20 @@ import numpy as np
 
 from normlab._checks import NUMERIC_KINDS
 from normlab.autograd.tensor import Tensor
+from normlab.data.sampler import (
+    BatchSampler,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+    _generator,
+)
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "DataLoader", "collate",
            "default_collate", "default_convert", "random_split", "Sampler", "SequentialSampler", "RandomSampler",
-           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler"]
+           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "DistributedSampler"]
 
 
 def _as_array(value) -> np.ndarray:
@@ -272,17 +282,6 @@ def random_split(dataset, lengths: Sequence, generator: np.random.Generator | No
     return [Subset(dataset, order[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
-def _generator(generator, name: str) -> np.random.Generator:
-    if generator is None:
-        # Looked up at every use, not stored: manual_seed replaces the global generator object.
-        from normlab.random import default_generator
-        return default_generator()
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"{name}: expected generator to be a normlab.Generator, a numpy.random.Generator or None, "
-                        f"got {type(generator).__name__}")
-    return generator
-
-
 def _fetch(dataset, indices: np.ndarray):
     get_batch = getattr(dataset, "get_batch", None)
     if get_batch is not None:
@@ -297,125 +296,6 @@ def _fetches_batches(dataset) -> bool:
         return _fetches_batches(dataset.dataset)
     get_batch = getattr(type(dataset), "get_batch", None)
     return get_batch is not None and get_batch is not Dataset.get_batch
-
-
-# ----------------------------------------------------------------------------
-# Samplers: which indices, in which order
-# ----------------------------------------------------------------------------
-
-class Sampler:
-    """Yields dataset indices (torch's ``Sampler``); subclasses implement ``__iter__`` (and ``__len__``)."""
-
-    def __init__(self, data_source=None) -> None:
-        pass
-
-    def __iter__(self) -> Iterator[int]:
-        raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
-
-
-class SequentialSampler(Sampler):
-    """0, 1, ..., len(data_source) - 1."""
-
-    def __init__(self, data_source) -> None:
-        self.data_source = data_source
-
-    def __iter__(self):
-        return iter(range(len(self.data_source)))
-
-    def __len__(self) -> int:
-        return len(self.data_source)
-
-
-class RandomSampler(Sampler):
-    """A fresh random permutation every epoch (or ``num_samples`` draws with ``replacement``)."""
-
-    def __init__(self, data_source, replacement: bool = False, num_samples: int | None = None,
-                 generator=None) -> None:
-        if not isinstance(replacement, bool):
-            raise TypeError(f"RandomSampler: expected replacement to be a bool, got {replacement!r}")
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
-                                        or num_samples <= 0):
-            raise ValueError(f"RandomSampler: expected num_samples to be a positive integer, got {num_samples!r}")
-        if generator is not None:
-            _generator(generator, "RandomSampler")
-        self.data_source, self.replacement, self._num_samples = data_source, replacement, num_samples
-        self.generator = generator
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.data_source) if self._num_samples is None else self._num_samples
-
-    def __iter__(self):
-        rng, n = _generator(self.generator, "RandomSampler"), len(self.data_source)
-        if self.replacement:
-            return iter(rng.integers(0, n, size=self.num_samples).tolist())
-        order = np.concatenate([rng.permutation(n) for _ in range(-(-self.num_samples // max(n, 1)))]) if n else []
-        return iter(list(order[:self.num_samples]))
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-class SubsetRandomSampler(Sampler):
-    """The given indices in a random order (a fresh one every epoch)."""
-
-    def __init__(self, indices, generator=None) -> None:
-        self.indices, self.generator = list(indices), generator
-
-    def __iter__(self):
-        order = _generator(self.generator, "SubsetRandomSampler").permutation(len(self.indices))
-        return iter([self.indices[i] for i in order])
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-class WeightedRandomSampler(Sampler):
-    """``num_samples`` indices drawn with probability proportional to ``weights``."""
-
-    def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None) -> None:
-        weights = np.asarray(_as_array(weights), dtype=np.float64)
-        if weights.ndim != 1 or (weights < 0).any() or not weights.sum() > 0:
-            raise ValueError("WeightedRandomSampler: expected a 1D sequence of non-negative weights with a positive sum")
-        if not replacement and num_samples > np.count_nonzero(weights):
-            raise ValueError("WeightedRandomSampler: without replacement, num_samples must not exceed the number "
-                             "of nonzero weights")
-        self.weights, self.num_samples, self.replacement = weights, int(num_samples), replacement
-        self.generator = generator
-
-    def __iter__(self):
-        rng = _generator(self.generator, "WeightedRandomSampler")
-        drawn = rng.choice(len(self.weights), size=self.num_samples, replace=self.replacement,
-                           p=self.weights / self.weights.sum())
-        return iter(drawn.tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-class BatchSampler(Sampler):
-    """Groups the indices of ``sampler`` into lists of ``batch_size`` (the last one shorter unless ``drop_last``)."""
-
-    def __init__(self, sampler, batch_size: int, drop_last: bool) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-            raise ValueError(f"BatchSampler: expected batch_size to be a positive integer, got {batch_size!r}")
-        if not isinstance(drop_last, (bool, np.bool_)):
-            raise TypeError(f"BatchSampler: expected drop_last to be a bool, got {drop_last!r}")
-        self.sampler, self.batch_size, self.drop_last = sampler, int(batch_size), bool(drop_last)
-
-    def __iter__(self):
-        batch = []
-        for index in self.sampler:
-            batch.append(int(index))
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch and not self.drop_last:
-            yield batch
-
-    def __len__(self) -> int:
-        n = len(self.sampler)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 
 # ----------------------------------------------------------------------------
@@ -485,6 +365,10 @@ class DataLoader:
                              "(it decides its own order)")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        for arg, value in (("sampler", sampler), ("batch_sampler", batch_sampler)):
+            if value is not None and not hasattr(value, "__iter__"):
+                raise TypeError(f"DataLoader: expected {arg} to be an iterable of indices (a Sampler, a list, ...), "
+                                f"got {type(value).__name__}")
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
                 raise ValueError("DataLoader: batch_sampler option is mutually exclusive with batch_size, "
