@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import normlab
 from normlab import optim
 from tests.oracle import assert_float32_close
-from tests.test_optim import make_models, random_grads
+from tests.test_optim import make_models, random_grads, set_grads
 from tests.test_optim import test_training_on_a_real_loss_matches_torch as train_against_torch
 
 NAMES = ["RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"]
@@ -56,20 +56,6 @@ def _id(case):
     return name + "(" + ",".join(f"{k}={v}" for k, v in options.items() if k != "lr") + ")"
 
 
-def _models(dtype, seed=0):
-    """normlab's model in ``dtype``; torch's in float64 with the same (dtype-rounded) weights."""
-    model, _ = make_models(dtype, seed)
-    _, reference = make_models(np.float64, seed)
-    reference.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in model.state_dict().items()})
-    return model, reference
-
-
-def _set_grads(params, torch_params, grads):
-    for p, tp, g in zip(params, torch_params, grads):
-        p.grad = None if g is None else g.copy()
-        tp.grad = None if g is None else torch.from_numpy(g.astype(np.float64))
-
-
 def assert_state_close(ours, theirs, dtype):
     """Same indices, keys and values as torch's state dict; per-element state in the parameter's dtype."""
     assert sorted(ours["state"]) == sorted(theirs["state"])
@@ -94,7 +80,7 @@ def assert_state_close(ours, theirs, dtype):
 
 def drive(make_ours, make_theirs, dtype, groups=None, steps=STEPS, seed=0):
     """Both optimizers on the same gradients; compare the parameters after every step and the state at the end."""
-    model, reference = _models(dtype, seed)
+    model, reference = make_models(dtype, seed)
     params, torch_params = list(model.parameters()), list(reference.parameters())
     spec = groups or (lambda ps: ps)
     opt, topt = make_ours(spec(params)), make_theirs(spec(torch_params))
@@ -105,7 +91,7 @@ def drive(make_ours, make_theirs, dtype, groups=None, steps=STEPS, seed=0):
     for step in range(steps):
         opt.zero_grad()
         topt.zero_grad()
-        _set_grads(params, torch_params, random_grads(params, rng, step, dtype))
+        set_grads(params, torch_params, random_grads(params, rng, step, dtype))
         opt.step()
         topt.step()
         for i, (p, tp) in enumerate(zip(params, torch_params)):
@@ -263,7 +249,7 @@ def test_state_dict_moves_between_torch_and_normlab(name):
     for step in range(6, 12):
         fresh.zero_grad()
         tfresh.zero_grad()
-        _set_grads(params, torch_params, random_grads(params, rng, step, np.float64))
+        set_grads(params, torch_params, random_grads(params, rng, step, np.float64))
         fresh.step()
         tfresh.step()
         for p, tp in zip(params, torch_params):
@@ -271,7 +257,7 @@ def test_state_dict_moves_between_torch_and_normlab(name):
 
 
 def test_adagrad_keeps_state_for_every_parameter_from_the_start_as_torch():
-    model, reference = _models(np.float64)
+    model, reference = make_models(np.float64)
     opt = optim.Adagrad(model.parameters(), initial_accumulator_value=0.25)
     topt = torch.optim.Adagrad(reference.parameters(), initial_accumulator_value=0.25, foreach=False)
     assert_state_close(opt.state_dict(), topt.state_dict(), np.float64)
