@@ -8,8 +8,10 @@ from normlab.nn.modules.activation import *  # noqa: F401,F403
 from normlab.nn.modules.container import *  # noqa: F401,F403
 from normlab.nn.modules.conv import *  # noqa: F401,F403
 from normlab.nn.modules.dropout import *  # noqa: F401,F403
+from normlab.nn.modules.embedding import *  # noqa: F401,F403
 from normlab.nn.modules.linear import *  # noqa: F401,F403
 from normlab.nn.modules.loss import *  # noqa: F401,F403
 from normlab.nn.modules.module import Module, Parameter  # noqa: F401
 from normlab.nn.modules.normalization import *  # noqa: F401,F403
 from normlab.nn.modules.pooling import *  # noqa: F401,F403
+from normlab.nn.modules.transformer import *  # noqa: F401,F403

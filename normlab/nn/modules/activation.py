@@ -1,11 +1,15 @@
 """Activation modules (thin wrappers over ``nn.functional``)."""
 from __future__ import annotations
 
+import numpy as np
+
+from normlab._checks import check_positive_int
+from normlab.autograd.tensor import get_default_dtype
 from normlab.nn import functional as F
-from normlab.nn.modules.module import Module
+from normlab.nn.modules.module import Module, Parameter
 
 __all__ = ["Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "SELU", "SiLU", "Softplus", "GELU",
-           "Softmax", "LogSoftmax"]
+           "Softmax", "LogSoftmax", "Mish", "Hardswish", "Hardsigmoid", "Softsign", "Tanhshrink", "PReLU"]
 
 
 class Sigmoid(Module):
@@ -85,6 +89,9 @@ class SiLU(Module):
     def forward(self, input):
         return F.silu(input, inplace=self.inplace)
 
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
 
 class Softplus(Module):
     """log(1 + e^(beta x)) / beta, the identity above ``threshold``."""
@@ -138,3 +145,93 @@ class LogSoftmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class Mish(Module):
+    """x tanh(softplus(x)) (Misra, 2019, arXiv:1908.08681): smooth, non-monotonic, unbounded above.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.Mish()(normlab.tensor([0.0, 1.0])).numpy().round(4)
+    array([0.    , 0.8651], dtype=float32)
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.mish(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Hardswish(Module):
+    """x relu6(x + 3) / 6 (Howard et al., 2019, MobileNetV3): a cheap piecewise swish.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.Hardswish()(normlab.tensor([-4.0, 1.0, 4.0])).numpy().round(4)
+    array([-0.    ,  0.6667,  4.    ], dtype=float32)
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardswish(input, inplace=self.inplace)
+
+
+class Hardsigmoid(Module):
+    """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear in between (slope 1/6)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardsigmoid(input, inplace=self.inplace)
+
+
+class Softsign(Module):
+    """x / (1 + |x|): like tanh, but its tails approach +-1 polynomially, so gradients vanish more slowly."""
+
+    def forward(self, input):
+        return F.softsign(input)
+
+
+class Tanhshrink(Module):
+    """x - tanh(x)."""
+
+    def forward(self, input):
+        return F.tanhshrink(input)
+
+
+class PReLU(Module):
+    """x if x > 0 else a x, with a learned slope a (He et al., 2015, "Delving Deep into Rectifiers").
+
+    ``num_parameters`` 1 (one slope shared by every channel) or the number of
+    channels (dim 1 of the input); each slope starts at ``init``. Parameter:
+    ``weight`` of shape (num_parameters,), as in torch.
+
+    >>> import normlab, normlab.nn as nn
+    >>> act = nn.PReLU(3)
+    >>> act(normlab.randn(2, 3, 5)).shape
+    (2, 3, 5)
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_parameters = check_positive_int("PReLU", "num_parameters", num_parameters)
+        self.init = init
+        self.weight = Parameter(np.full(self.num_parameters, init, dtype=np.dtype(dtype or get_default_dtype())))
+
+    def reset_parameters(self) -> None:
+        self.weight._data[...] = self.init
+        self.weight._bump_version()
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
