@@ -101,8 +101,8 @@ CASES = {
     "CyclicLR(triangular)": lambda m, o: m.CyclicLR(o, 0.01, 0.1, step_size_up=4),
     "CyclicLR(triangular2)": lambda m, o: m.CyclicLR(o, [0.01, 0.02], [0.1, 0.3], 3, 5, mode="triangular2"),
     "CyclicLR(exp_range)": lambda m, o: m.CyclicLR(o, 0.01, 0.1, 5, mode="exp_range", gamma=0.97),
-    "CyclicLR(scale_fn)": lambda m, o: m.CyclicLR(o, 0.01, 0.1, 4, scale_fn=lambda x: 1 / (1 + x), scale_mode="iterations",
-                                                  cycle_momentum=False),
+    "CyclicLR(scale_fn)": lambda m, o: m.CyclicLR(o, 0.01, 0.1, 4, scale_fn=lambda x: 1 / (1 + x),
+                                                  scale_mode="iterations", cycle_momentum=False),
     "OneCycleLR(cos)": lambda m, o: m.OneCycleLR(o, max_lr=1.0, total_steps=EPOCHS),
     "OneCycleLR(linear, groups)": lambda m, o: m.OneCycleLR(o, max_lr=[1.0, 0.5], epochs=4, steps_per_epoch=10,
                                                             anneal_strategy="linear", pct_start=0.25),
@@ -137,8 +137,10 @@ def test_cycling_needs_momentum_or_betas(name):
 def test_closed_form_with_an_epoch_argument_equals_torch(schedule):
     """step(epoch) jumps with the closed form (torch deprecates it but still does it); then step() chains on."""
     make = {"StepLR": lambda m, o: m.StepLR(o, 3, 0.5), "MultiStepLR": lambda m, o: m.MultiStepLR(o, [2, 4, 4], 0.5),
-            "ExponentialLR": lambda m, o: m.ExponentialLR(o, 0.9), "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, 6),
-            "LinearLR": lambda m, o: m.LinearLR(o, 0.2, total_iters=5), "ConstantLR": lambda m, o: m.ConstantLR(o, 0.3, 3),
+            "ExponentialLR": lambda m, o: m.ExponentialLR(o, 0.9),
+            "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, 6),
+            "LinearLR": lambda m, o: m.LinearLR(o, 0.2, total_iters=5),
+            "ConstantLR": lambda m, o: m.ConstantLR(o, 0.3, 3),
             "PolynomialLR": lambda m, o: m.PolynomialLR(o, 8, 1.5)}[schedule]
     opt, topt = _optimizers()
     ours, theirs = make(S, opt), make(T, topt)

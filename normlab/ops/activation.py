@@ -202,8 +202,8 @@ def hardswish_forward(x):
 
 
 def hardswish_backward(dy, x):
-    # 0 below -3, x/3 + 1/2 on [-3, 3] (torch counts x == 3 in the middle piece), 1 above 3.
-    slope = np.where(x < -3.0, 0.0, np.where(x <= 3.0, x / 3.0 + 0.5, 1.0))
+    # 0 up to -3, x/3 + 1/2 strictly inside (-3, 3), 1 from 3 on (torch's boundary rule)
+    slope = np.where(x <= -3.0, 0.0, np.where(x < 3.0, x / 3.0 + 0.5, 1.0))
     return (dy * slope).astype(dy.dtype, copy=False)
 
 

@@ -41,8 +41,8 @@ def nll_loss_backward(dy, saved):
 
 #: torch clamps BCE's logs at -100, so a prediction of exactly 0 or 1 costs 100, not inf.
 _LOG_FLOOR = -100.0
-#: ... and keeps its gradient finite by flooring x (1 - x) at 1e-12.
-_BCE_EPS = 1e-12
+#: ... and keeps its gradient finite by flooring x (1 - x) at 1e-12 (a float32 constant in torch, in every dtype).
+_BCE_EPS = float(np.float32(1e-12))
 
 
 def binary_cross_entropy_forward(x, y):

@@ -126,7 +126,7 @@ class _Flag:
 
 
 class LRScheduler:
-    """Base class: ``step()``, ``get_last_lr()``, ``last_epoch``, ``state_dict()``, as ``torch.optim.lr_scheduler.LRScheduler``.
+    """Base class: ``step()``, ``get_last_lr()``, ``last_epoch``, ``state_dict()``, as torch's ``LRScheduler``.
 
     A subclass writes ``get_lr()`` (the chainable form, from the groups'
     current lrs) and, where one exists, ``_get_closed_form_lr()`` (from
@@ -359,7 +359,7 @@ class ConstantLR(LRScheduler):
 
 
 class LinearLR(LRScheduler):
-    """lr moves linearly from initial_lr * start_factor to initial_lr * end_factor over ``total_iters`` epochs (warm-up)."""
+    """Linear warm-up (or decay): lr goes from initial_lr * start_factor to initial_lr * end_factor in total_iters."""
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1) -> None:
@@ -768,7 +768,8 @@ class CyclicLR(LRScheduler):
         x = 1.0 + self.last_epoch / self.total_size - cycle  # position in the cycle, in [0, 1)
         scale_factor = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
         scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
-        lrs = [base_lr + (max_lr - base_lr) * scale_factor * scale for base_lr, max_lr in zip(self.base_lrs, self.max_lrs)]
+        lrs = [base_lr + (max_lr - base_lr) * scale_factor * scale
+               for base_lr, max_lr in zip(self.base_lrs, self.max_lrs)]
         if self.cycle_momentum:
             for group, low, high in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
                 _set_momentum(self, group, high - (high - low) * scale_factor * scale)

@@ -49,7 +49,8 @@ def check_real(owner: str, name: str, value, group_index: int | None = None, *, 
     value_f = float(value)
     if minimum is not None and maximum is not None:
         if not minimum <= value_f <= maximum:
-            raise ValueError(f"{owner}: expected {name} in [{minimum:g}, {maximum:g}]{_where(group_index)}, got {value!r}")
+            raise ValueError(f"{owner}: expected {name} in [{minimum:g}, {maximum:g}]{_where(group_index)}, "
+                             f"got {value!r}")
     elif minimum is not None and below is not None:
         if not minimum <= value_f < below:  # also refuses NaN
             raise ValueError(f"{owner}: expected {name} in [{minimum:g}, {below:g}){_where(group_index)}, got {value!r}")

@@ -41,10 +41,11 @@ def linear(input, weight, bias=None, _layer: str = "linear"):
 
 
 class _Dropout(Function):
-    def forward(self, x, *, p, generator, channel_wise=False):
+    def forward(self, x, *, p, generator, mask_dims=None):
         # Inverted dropout: scale survivors by 1/(1-p) so eval needs no change. Channel-wise
-        # (Tompson et al., 2015): one draw per (sample, channel), shared by the whole feature map.
-        mask_shape = x.shape[:2] + (1,) * (x.ndim - 2) if channel_wise else x.shape
+        # (Tompson et al., 2015): one draw per entry of the first ``mask_dims`` dims -- (sample,
+        # channel), or the channel of one unbatched sample -- shared by the whole feature map.
+        mask_shape = x.shape if mask_dims is None else x.shape[:mask_dims] + (1,) * (x.ndim - mask_dims)
         keep = generator.random(mask_shape) >= p
         self.scale = (keep / (1.0 - p)).astype(x.dtype) if p < 1 else np.zeros(mask_shape, dtype=x.dtype)
         return x * self.scale
@@ -55,31 +56,24 @@ class _Dropout(Function):
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
     """Zero each element with probability ``p`` in training and scale the rest by 1/(1-p)."""
-    return _dropout("dropout", input, p, training, inplace, generator, channel_wise=False)
+    return _dropout("dropout", input, p, training, inplace, generator)
 
 
-def _dropout(name: str, input, p, training: bool, inplace: bool, generator, channel_wise: bool):
+def _dropout(name: str, input, p, training: bool, inplace: bool, generator, mask_dims=None):
     p = check_probability(name, "p", p)
     x = as_tensor(input)
     if not training or p == 0.0:
         return x if isinstance(input, Tensor) else Tensor(x._data)
     generator = generator or default_generator()
     if inplace:
-        return x._inplace(name, lambda source: _Dropout.apply(source, p=p, generator=generator,
-                                                               channel_wise=channel_wise))
-    return _Dropout.apply(x, p=p, generator=generator, channel_wise=channel_wise)
+        return x._inplace(name, lambda source: _Dropout.apply(source, p=p, generator=generator, mask_dims=mask_dims))
+    return _Dropout.apply(x, p=p, generator=generator, mask_dims=mask_dims)
 
 
 def _channel_dropout(name: str, x: Tensor, p, training: bool, inplace: bool, generator, batched: bool):
     """Channel-wise dropout of (N, C, *) input, or of one unbatched sample (C, *) when not ``batched``."""
     check_float(name, x._data)
-    if batched:
-        return _dropout(name, x, p, training, inplace, generator, channel_wise=True)
-    sample = x.unsqueeze(0)  # a view: dropping in place writes through to x
-    if inplace:
-        _dropout(name, sample, p, training, True, generator, channel_wise=True)
-        return x
-    return _dropout(name, sample, p, training, False, generator, channel_wise=True).squeeze(0)
+    return _dropout(name, x, p, training, inplace, generator, mask_dims=2 if batched else 1)
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):

@@ -190,7 +190,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
-    """|input - target| (its gradient sign(input - target), 0 at a tie); with ``weight``, 'mean' is sum(w l) / sum(w)."""
+    """|input - target| (gradient sign(input - target), 0 at a tie); with ``weight``, 'mean' is sum(w l) / sum(w)."""
     reduction = _reduction("l1_loss", size_average, reduce, reduction)
     x, y = _pair("l1_loss", input, target)
     w = _elementwise_weight("l1_loss", weight, x, exact_shape=True)

@@ -26,18 +26,28 @@ class Tanh(Module):
         return F.tanh(input)
 
 
-class ReLU(Module):
-    """max(x, 0) (Nair & Hinton, 2010): derivative exactly 1 where active, so it does not shrink gradients."""
+class _InplaceActivation(Module):
+    """An activation with torch's ``inplace`` option: ``forward`` calls ``F.<_function>(input, inplace=...)``."""
+
+    _function = ""
+    #: torch's repr shows ``inplace=True`` for most of these; Hardswish and Hardsigmoid never show it.
+    _shows_inplace = True
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
     def forward(self, input):
-        return F.relu(input, inplace=self.inplace)
+        return getattr(F, self._function)(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+        return "inplace=True" if self.inplace and self._shows_inplace else ""
+
+
+class ReLU(_InplaceActivation):
+    """max(x, 0) (Nair & Hinton, 2010): derivative exactly 1 where active, so it does not shrink gradients."""
+
+    _function = "relu"
 
 
 class LeakyReLU(Module):
@@ -68,29 +78,16 @@ class ELU(Module):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
-class SELU(Module):
+class SELU(_InplaceActivation):
     """scale * ELU(x, alpha) with the self-normalizing constants (Klambauer et al., 2017)."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.selu(input, inplace=self.inplace)
+    _function = "selu"
 
 
-class SiLU(Module):
+class SiLU(_InplaceActivation):
     """x * sigmoid(x) (a.k.a. swish)."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.silu(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    _function = "silu"
 
 
 class Softplus(Module):
@@ -147,7 +144,7 @@ class LogSoftmax(Module):
         return f"dim={self.dim}"
 
 
-class Mish(Module):
+class Mish(_InplaceActivation):
     """x tanh(softplus(x)) (Misra, 2019, arXiv:1908.08681): smooth, non-monotonic, unbounded above.
 
     >>> import normlab, normlab.nn as nn
@@ -155,18 +152,10 @@ class Mish(Module):
     array([0.    , 0.8651], dtype=float32)
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.mish(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    _function = "mish"
 
 
-class Hardswish(Module):
+class Hardswish(_InplaceActivation):
     """x relu6(x + 3) / 6 (Howard et al., 2019, MobileNetV3): a cheap piecewise swish.
 
     >>> import normlab, normlab.nn as nn
@@ -174,23 +163,15 @@ class Hardswish(Module):
     array([-0.    ,  0.6667,  4.    ], dtype=float32)
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.hardswish(input, inplace=self.inplace)
+    _function = "hardswish"
+    _shows_inplace = False
 
 
-class Hardsigmoid(Module):
+class Hardsigmoid(_InplaceActivation):
     """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear in between (slope 1/6)."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.hardsigmoid(input, inplace=self.inplace)
+    _function = "hardsigmoid"
+    _shows_inplace = False
 
 
 class Softsign(Module):

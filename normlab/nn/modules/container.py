@@ -191,8 +191,8 @@ class ParameterDict(Module):
 
     >>> import normlab, normlab.nn as nn
     >>> scales = nn.ParameterDict({"gamma": normlab.ones(3), "beta": normlab.zeros(3)})
-    >>> list(scales.keys()), "gamma" in scales
-    (['gamma', 'beta'], True)
+    >>> list(scales.keys()), "gamma" in scales   # a plain dict's keys in sorted order, as torch
+    (['beta', 'gamma'], True)
     """
 
     def __init__(self, parameters=None) -> None:
@@ -258,8 +258,17 @@ class ParameterDict(Module):
         return ParameterDict(OrderedDict(self.items()))
 
     def update(self, parameters) -> None:
-        """Add or replace entries from a mapping or an iterable of (key, value) pairs (all checked first)."""
-        items = list(parameters.items() if isinstance(parameters, Mapping) else parameters)
+        """Add or replace entries from a mapping or an iterable of (key, value) pairs (all checked first).
+
+        As torch: a plain dict's entries go in sorted by key; an OrderedDict, a
+        ParameterDict or a sequence of pairs keeps its order.
+        """
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            items = list(parameters.items())
+        elif isinstance(parameters, Mapping):
+            items = sorted(parameters.items(), key=lambda item: str(item[0]))
+        else:
+            items = list(parameters)
         for entry in items:
             if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
                 raise TypeError(f"ParameterDict.update: expected (key, parameter) pairs, got {entry!r}")

@@ -21,7 +21,7 @@ class _DropoutNd(Module):
 
 
 class Dropout(_DropoutNd):
-    """Zeroes each element with probability ``p`` in training, scaling survivors by 1/(1-p) (Srivastava et al., 2014)."""
+    """Zeroes each element with probability ``p`` in training, scaling survivors by 1/(1-p) (Srivastava et al. 2014)."""
 
     def forward(self, input):
         return F.dropout(input, self.p, self.training, inplace=self.inplace)

@@ -13,7 +13,7 @@ __all__ = ["Embedding"]
 
 
 class Embedding(Module):
-    """A table of ``num_embeddings`` vectors of size ``embedding_dim``, looked up by integer ids. Same as ``torch.nn.Embedding``.
+    """A table of ``num_embeddings`` vectors of size ``embedding_dim``, looked up by integer ids (as torch's).
 
     Shapes: input (*) of integers in [0, num_embeddings) -> output (*, embedding_dim).
     Parameter ``weight`` (num_embeddings, embedding_dim), drawn from N(0, 1);
@@ -39,13 +39,14 @@ class Embedding(Module):
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
-            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=np.dtype(dtype or get_default_dtype())),
-                                    requires_grad=not _freeze)
+            table = np.empty((num_embeddings, embedding_dim), dtype=np.dtype(dtype or get_default_dtype()))
+            self.weight = Parameter(table, requires_grad=not _freeze)
             self.reset_parameters()
         else:
             shape = np.shape(_weight._data if isinstance(_weight, Tensor) else _weight)
             if shape != (num_embeddings, embedding_dim):
-                raise ValueError(f"Embedding: expected _weight of shape ({num_embeddings}, {embedding_dim}), got {shape}")
+                raise ValueError(f"Embedding: expected _weight of shape ({num_embeddings}, {embedding_dim}), "
+                                 f"got {shape}")
             self.weight = Parameter(_weight, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:

@@ -166,7 +166,33 @@ def _check_layer_arguments(owner: str, d_model, nhead, dim_feedforward, dropout)
     check_probability(owner, "dropout", dropout)
 
 
-class TransformerEncoderLayer(Module):
+class _TransformerLayer(Module):
+    """What the encoder and decoder layers share: the feed-forward network, the norms and the dropouts.
+
+    Registered in torch's order (so state dicts list the same keys): the
+    attention modules (by the subclass), linear1, dropout, linear2, then
+    norm1..norm<n>, then dropout1..dropout<n>, n = the number of sublayers.
+    """
+
+    def _add_feed_forward_and_norms(self, sublayers: int, d_model: int, dim_feedforward: int, dropout: float,
+                                    activation, layer_norm_eps: float, norm_first: bool, bias: bool, dtype) -> None:
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+        self.norm_first = norm_first
+        for i in range(1, sublayers + 1):
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+        for i in range(1, sublayers + 1):
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self.activation = activation
+        self._last_dropout = f"dropout{sublayers}"
+
+    def _ff_block(self, x):
+        """FF(x) = dropout(linear2(dropout(activation(linear1(x))))), the last dropout the layer's last."""
+        return getattr(self, self._last_dropout)(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+class TransformerEncoderLayer(_TransformerLayer):
     """Self-attention and a feed-forward network, each in a residual connection with LayerNorm.
 
     Same as ``torch.nn.TransformerEncoderLayer``::
@@ -192,16 +218,9 @@ class TransformerEncoderLayer(Module):
         activation = _activation_function("TransformerEncoderLayer", activation)
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
                                             dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
+        self._add_feed_forward_and_norms(2, d_model, dim_feedforward, dropout, activation, layer_norm_eps,
+                                         norm_first, bias, dtype)
         self.activation_relu_or_gelu = _is_relu_or_gelu(activation)
-        self.activation = activation
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
         x = as_tensor(src)
@@ -219,11 +238,9 @@ class TransformerEncoderLayer(Module):
                            is_causal=is_causal)[0]
         return self.dropout1(x)
 
-    def _ff_block(self, x):
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention, attention over the encoder's output (``memory``) and a feed-forward network.
 
     Same as ``torch.nn.TransformerDecoderLayer``; each of the three sublayers
@@ -247,17 +264,8 @@ class TransformerDecoderLayer(Module):
                                             dtype=dtype)
         self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=batch_first,
                                                  bias=bias, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = activation
+        self._add_feed_forward_and_norms(3, d_model, dim_feedforward, dropout, activation, layer_norm_eps,
+                                         norm_first, bias, dtype)
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal: bool = False, memory_is_causal: bool = False):
@@ -279,9 +287,6 @@ class TransformerDecoderLayer(Module):
         x = self.multihead_attn(x, memory, memory, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
                                 is_causal=is_causal, need_weights=False)[0]
         return self.dropout2(x)
-
-    def _ff_block(self, x):
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
 def _clones(owner: str, layer: Module, num_layers) -> ModuleList:
