@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 N, L, E, H, FF = 16, 64, 256, 8, 1024
@@ -130,18 +129,13 @@ def main() -> None:
     header = f"{'threads':>7}  {'case':<18}{'ours ms':>9}{'torch ms':>10}{'ratio':>8}{'% floor':>9}"
     print(header)
     print("-" * len(header))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _common import run_per_thread_count
+
     for threads in args.threads:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            env[var] = str(threads)
-        command = [sys.executable, os.path.abspath(__file__), "--child", str(threads), "--repeat", str(args.repeat)]
-        if args.quick:
-            command.append("--quick")
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-        for r in json.loads(result.stdout.strip().splitlines()[-1]):
+        for r in run_per_thread_count(__file__, threads, ["--repeat", str(args.repeat)] + ["--quick"] * args.quick):
             print(f"{threads:>7}  {r['label']:<18}{1e3 * r['ours']:9.1f}{1e3 * r['torch']:10.1f}"
                   f"{r['ours'] / r['torch']:8.2f}{100 * r['floor'] / r['ours']:8.0f}%")
-
 
 if __name__ == "__main__":
     main()

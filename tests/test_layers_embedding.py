@@ -65,6 +65,15 @@ def test_embedding_float32_within_rounding(rng, options):
                          what="dweight")
 
 
+def test_reusing_the_index_array_before_backward_does_not_move_the_gradient():
+    emb = nn.Embedding(5, 2)
+    ids = np.array([1, 1, 3])
+    out = emb(ids)
+    ids[...] = 0  # the next batch's ids written into the same array
+    out.sum().backward()
+    np.testing.assert_array_equal(np.asarray(emb.weight.grad)[:, 0], [0, 2, 0, 1, 0])
+
+
 def test_from_pretrained_shares_and_freezes_like_torch(rng):
     table = rng.standard_normal((5, 3))
     ours = nn.Embedding.from_pretrained(normlab.tensor(table), padding_idx=0)

@@ -173,6 +173,26 @@ def test_attention_numerical_gradient(rng):
     np.testing.assert_allclose(np.asarray(ko.grad), numerical_gradient(loss, k), rtol=1e-6, atol=1e-8)
 
 
+def test_empty_batch_and_writing_into_the_outputs(rng):
+    theirs = torch.nn.MultiheadAttention(E, HEADS).double()
+    ours = nn.MultiheadAttention(E, HEADS, dtype=np.float64)
+    load_torch_state(ours, theirs)
+    empty = normlab.tensor(np.zeros((5, 0, E)), requires_grad=True)
+    out, weights = ours(empty, empty, empty)
+    tout, tweights = theirs(*(torch.zeros(5, 0, E, dtype=torch.float64),) * 3)
+    assert out.shape == tuple(tout.shape) and weights.shape == tuple(tweights.shape)
+    out.sum().backward()
+    assert empty.grad.shape == (5, 0, E)
+    # the user scribbles on both returned arrays before backward: the gradients must not change
+    x = rng.standard_normal((4, 2, E))
+    xo, xt = normlab.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, weights = ours(xo, xo, xo)
+    tout, _ = theirs(xt, xt, xt)
+    np.asarray(out.detach())[...] = 7.0
+    np.asarray(weights.detach())[...] = 7.0
+    compare_backward(ours, theirs, [xo], [xt], out, tout, rng)
+
+
 def test_attention_dropout_only_in_training():
     normlab.manual_seed(0)
     mha = nn.MultiheadAttention(E, HEADS, dropout=0.5, dtype=np.float64)

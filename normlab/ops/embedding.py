@@ -21,7 +21,8 @@ def _scatter_add_rows(out, rows, values):
 def embedding_forward(indices, weight, padding_idx=None, scale_grad_by_freq=False):
     """y = weight[indices]: shape indices.shape + (embedding_dim,). Indices are checked by the caller."""
     y = weight[indices]  # fancy indexing: a fresh array, never a view of the table
-    return y, (indices.reshape(-1), weight.shape, padding_idx, scale_grad_by_freq)
+    # A copy of the ids: a caller who reuses their array for the next batch must not move this gradient.
+    return y, (indices.reshape(-1).copy(), weight.shape, padding_idx, scale_grad_by_freq)
 
 
 def embedding_backward(dy, saved):
