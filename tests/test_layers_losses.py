@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import normlab
 import normlab.nn as nn
@@ -26,11 +29,11 @@ def _inputs(name, rng, shape=(4, 3)):
     """(input, target) arrays suited to each loss; target requires grad where torch differentiates it."""
     if name == "binary_cross_entropy":
         x = rng.uniform(0.02, 0.98, shape)
-        x.reshape(-1)[:2] = (0.0, 1.0)  # exact 0 and 1: torch floors the logs at -100
+        x.reshape(-1)[:2] = (0.0, 1.0)[:x.size]  # exact 0 and 1: torch floors the logs at -100
         return x, rng.uniform(0, 1, shape)
     if name == "binary_cross_entropy_with_logits":
         x = rng.standard_normal(shape) * 4
-        x.reshape(-1)[:2] = (40.0, -40.0)
+        x.reshape(-1)[:2] = (40.0, -40.0)[:x.size]
         return x, rng.uniform(0, 1, shape)
     if name == "kl_div":
         x = np.log(rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]))
@@ -328,3 +331,14 @@ def test_empty_batch_like_torch():
             theirs = getattr(TF, name)(torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.float64),
                                        reduction=reduction)
             assert_close(loss, theirs, np.float64, f"{name} {reduction}")
+
+
+@given(case=st.sampled_from(list(CASES)), reduction=st.sampled_from(REDUCTIONS),
+       shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), seed=st.integers(0, 2 ** 16))
+def test_shape_sweep(case, reduction, shape, seed):
+    rng = np.random.default_rng(seed)
+    name, options = CASES[case]
+    x, y = _inputs(name, rng, shape)
+    ours, theirs, _ = _run(name, options, reduction, x, y, np.float64, rng)
+    for what, a, b in zip(("loss", "dinput", "dtarget"), ours, theirs):
+        assert_close(a, b, np.float64, f"{case} {reduction} {what}")

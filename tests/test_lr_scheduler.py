@@ -14,6 +14,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch.optim import lr_scheduler as T
 
 import normlab
@@ -410,3 +412,24 @@ def test_a_typical_training_loop_with_adadelta_and_steplr():
         assert sched.get_last_lr() == tsched.get_last_lr()
     for p, tp in zip(model.parameters(), reference.parameters()):
         np.testing.assert_allclose(np.asarray(p), tp.detach().numpy(), rtol=1e-12)
+
+
+@given(schedule=st.sampled_from(["StepLR", "CosineAnnealingLR", "OneCycleLR", "CyclicLR", "LinearLR",
+                                 "CosineAnnealingWarmRestarts", "PolynomialLR"]),
+       size=st.integers(1, 12), factor=st.floats(0.05, 0.95), second=st.floats(0.0, 0.2), flag=st.booleans())
+def test_option_sweep(schedule, size, factor, second, flag):
+    """Random options within each schedule's range; ``size``, ``factor``, ``second``, ``flag`` are its own options."""
+    make = {
+        "StepLR": lambda m, o: m.StepLR(o, step_size=size, gamma=factor),
+        "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=size, eta_min=second * 0.1),
+        "OneCycleLR": lambda m, o: m.OneCycleLR(o, max_lr=factor, total_steps=EPOCHS + size, pct_start=second + 0.1,
+                                                anneal_strategy="cos" if flag else "linear", three_phase=flag),
+        "CyclicLR": lambda m, o: m.CyclicLR(o, second * 0.1, factor, step_size_up=size,
+                                            mode="triangular2" if flag else "exp_range", gamma=factor),
+        "LinearLR": lambda m, o: m.LinearLR(o, start_factor=factor, end_factor=second if flag else 1.0,
+                                            total_iters=size),
+        "CosineAnnealingWarmRestarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=size, T_mult=1 + flag,
+                                                                                  eta_min=second * 0.01),
+        "PolynomialLR": lambda m, o: m.PolynomialLR(o, total_iters=size, power=factor * 3),
+    }[schedule]
+    run_side_by_side(make, options={"momentum": 0.9})

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import normlab
 import normlab.nn as nn
@@ -467,3 +469,34 @@ def test_transformer_bad_input(call, error, message):
         warnings.simplefilter("ignore")
         with pytest.raises(error, match=message):
             call()
+
+
+@settings(max_examples=15)
+@given(length=st.integers(1, 5), source=st.integers(1, 6), batch=st.integers(1, 3), heads=st.sampled_from([1, 2, 4]),
+       batch_first=st.booleans(), add_bias_kv=st.booleans(), add_zero_attn=st.booleans(), bias=st.booleans(),
+       need_weights=st.booleans(), padded=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_attention_shape_and_option_sweep(length, source, batch, heads, batch_first, add_bias_kv, add_zero_attn, bias,
+                                          need_weights, padded, seed):
+    rng = np.random.default_rng(seed)
+    options = dict(batch_first=batch_first, add_bias_kv=add_bias_kv, add_zero_attn=add_zero_attn, bias=bias)
+    theirs = torch.nn.MultiheadAttention(E, heads, **options).double()
+    ours = nn.MultiheadAttention(E, heads, dtype=np.float64, **options)
+    load_torch_state(ours, theirs)
+
+    def shape(n):
+        return (batch, n, E) if batch_first else (n, batch, E)
+
+    arrays = [rng.standard_normal(shape(length)), rng.standard_normal(shape(source)), rng.standard_normal(shape(source))]
+    mask = {}
+    if padded:
+        padding = rng.random((batch, source)) < 0.4
+        padding[:, 0] = False
+        mask = {"key_padding_mask": padding}
+    inputs = [normlab.tensor(a, requires_grad=True) for a in arrays]
+    torch_inputs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, weights = ours(*inputs, need_weights=need_weights, **mask)
+    tout, tweights = theirs(*torch_inputs, need_weights=need_weights, **{k: torch.tensor(v) for k, v in mask.items()})
+    assert_close(out, tout, np.float64, "output")
+    if need_weights:
+        assert_close(weights, tweights, np.float64, "weights")
+    compare_backward(ours, theirs, inputs, torch_inputs, out, tout, rng)
