@@ -50,6 +50,8 @@ untracked escape hatch, as torch's ``.data`` is.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from normlab._checks import NUMERIC_KINDS, not_numeric
@@ -102,13 +104,25 @@ class Function:
             wrapped.append(t)
         if record:
             fn.saved_versions = _saved_versions(fn, args, wrapped)
-            fn.inputs = args
-            # The graph edge of each input as it is now: an in-place change
-            # made later re-points the tensor, not what this node consumed.
-            fn.edges = tuple((a._creator, a._output_index) if need else None for a, need in zip(args, needs))
+            # The graph edge of each input as it is now (an in-place change made
+            # later re-points the tensor, not what this node consumed). Only a
+            # leaf's Tensor is kept (its .grad is filled); other inputs are not
+            # held, so memory nothing saved is freed as soon as the caller drops it.
+            fn.edges = tuple(Edge(a._creator, a._output_index, a.shape, a.dtype, a if a._creator is None else None)
+                             if need else None for a, need in zip(args, needs))
             fn.num_outputs = len(outputs)
             fn.output_hooks = {}
         return wrapped[0] if single else tuple(wrapped)
+
+
+class Edge(NamedTuple):
+    """Where the gradient of one input goes: its creator's output slot, or a leaf's ``.grad``."""
+
+    creator: "Function | None"
+    output_index: int
+    shape: tuple
+    dtype: np.dtype
+    leaf: object  # the leaf Tensor when creator is None, else None
 
 
 def _operand(value, accepts_none: bool):
@@ -195,8 +209,15 @@ def _kept_arrays(value, found: set, depth: int = 0) -> None:
             _kept_arrays(getattr(value, name, None), found, depth + 1)
 
 
-def _saved_versions(fn: Function, inputs: tuple, outputs: list) -> tuple:
-    """``(tensor, version, role)`` for every input and output whose array ``fn`` kept."""
+class SavedVersion(NamedTuple):
+    counter: object  # the tensor's _VersionCounter (shared with its views)
+    version: int
+    role: str        # "input 1", "output 0"
+    description: str
+
+
+def _saved_versions(fn: Function, inputs: tuple, outputs: list) -> tuple[SavedVersion, ...] | None:
+    """A ``SavedVersion`` for every input and output whose array ``fn`` kept; None if it kept no array at all."""
     from normlab.autograd.tensor import Tensor
 
     kept: set = set()
@@ -204,23 +225,45 @@ def _saved_versions(fn: Function, inputs: tuple, outputs: list) -> tuple:
         if name != "needs_input_grad":
             _kept_arrays(value, kept)
     if not kept:
-        return ()
-    saved = [(t, t._version, f"input {i}") for i, t in enumerate(inputs)
-             if isinstance(t, Tensor) and id(_owner(t._data)) in kept]
-    saved += [(t, t._version, f"output {i}") for i, t in enumerate(outputs) if id(_owner(t._data)) in kept]
-    return tuple(saved)
+        return None
+    roles = [(t, f"input {i}") for i, t in enumerate(inputs) if isinstance(t, Tensor)]
+    roles += [(t, f"output {i}") for i, t in enumerate(outputs)]
+    return tuple(SavedVersion(t._version_counter, t._version, role, f"{t.dtype} tensor of shape {tuple(t.shape)}")
+                 for t, role in roles if id(_owner(t._data)) in kept)
 
 
 def _check_saved_versions(fn: Function) -> None:
-    for tensor, version, role in fn.saved_versions:
-        if tensor._version != version:
+    if fn.__dict__.get("released"):
+        raise RuntimeError(
+            f"Trying to backward through the graph a second time (or directly access saved tensors after they have "
+            f"already been freed): {type(fn).__name__}Backward's saved arrays were freed by the first backward. "
+            "Specify retain_graph=True in the first backward() to go through the graph again."
+        )
+    for saved in fn.saved_versions or ():
+        if saved.counter.value != saved.version:
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an inplace "
-                f"operation: [{tensor.dtype} tensor of shape {tuple(tensor.shape)}], which is {role} of "
-                f"{type(fn).__name__}Backward, is at version {tensor._version}; expected version {version} "
-                "instead. Hint: find the in-place change (a method ending in _, item assignment, an "
-                "optimizer step) between the forward and this backward and make it out of place."
+                f"operation: [{saved.description}], which is {saved.role} of {type(fn).__name__}Backward, "
+                f"is at version {saved.counter.value}; expected version {saved.version} instead. Hint: find the "
+                "in-place change (a method ending in _, item assignment, an optimizer step) between the forward "
+                "and this backward and make it out of place."
             )
+
+
+_ENGINE_FIELDS = frozenset({"edges", "num_outputs", "output_hooks", "needs_input_grad", "saved_versions"})
+
+
+def _release(fn: Function) -> None:
+    """Free what ``fn`` saved for backward (torch's default after a backward, ``retain_graph=False``).
+
+    A node that kept no array can run again, as in torch; one that did is
+    marked, and a second backward through it raises.
+    """
+    if fn.saved_versions is None:
+        return
+    for name in [n for n in fn.__dict__ if n not in _ENGINE_FIELDS]:
+        del fn.__dict__[name]
+    fn.released = True
 
 
 # ----------------------------------------------------------------------------
@@ -291,9 +334,9 @@ def _leaves_finishing(order: list[Function]) -> dict[int, list]:
     """Step in ``order`` -> the leaves with post-accumulate-grad hooks that the Function at that step feeds last."""
     last: dict[int, tuple] = {}
     for step, fn in enumerate(order):
-        for inp, edge in zip(fn.inputs, fn.edges):
-            if edge is not None and edge[0] is None and inp._post_accumulate_grad_hooks:
-                last[id(inp)] = (step, inp)
+        for edge in fn.edges:
+            if edge is not None and edge.leaf is not None and edge.leaf._post_accumulate_grad_hooks:
+                last[id(edge.leaf)] = (step, edge.leaf)
     finishing: dict[int, list] = {}
     for step, leaf in last.values():
         finishing.setdefault(step, []).append(leaf)
@@ -308,8 +351,11 @@ def _run_post_accumulate_grad_hooks(leaves, reached: set) -> None:
                 hook(leaf)
 
 
-def run_backward(root, grad: np.ndarray) -> None:
+def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (d loss / d root) to every leaf that requires grad.
+
+    Unless ``retain_graph``, each node's saved arrays are freed once its
+    backward has run (torch's rule), so memory falls as the backward proceeds.
 
     A leaf's post-accumulate-grad hooks run once, right after the last
     Function that feeds it has added its gradient (torch's
@@ -335,28 +381,29 @@ def run_backward(root, grad: np.ndarray) -> None:
                 out_grads[index], _ = _run_hooks(hooks, out_grads[index])
         _check_saved_versions(fn)
         in_grads = fn.backward(*out_grads)
+        if not retain_graph:
+            _release(fn)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
-        if len(in_grads) != len(fn.inputs):
+        if len(in_grads) != len(fn.edges):
             raise RuntimeError(
-                f"{type(fn).__name__}.backward returned {len(in_grads)} gradients for {len(fn.inputs)} inputs"
+                f"{type(fn).__name__}.backward returned {len(in_grads)} gradients for {len(fn.edges)} inputs"
             )
-        for inp, edge, g in zip(fn.inputs, fn.edges, in_grads):
+        for edge, g in zip(fn.edges, in_grads):
             if g is None or edge is None:
                 continue
             g = np.asarray(g)
-            if g.shape != inp.shape:
+            if g.shape != edge.shape:
                 raise RuntimeError(
                     f"{type(fn).__name__}.backward returned a gradient of shape {g.shape} "
-                    f"for an input of shape {inp.shape}"
+                    f"for an input of shape {edge.shape}"
                 )
-            if g.dtype != inp.dtype:
-                g = g.astype(inp.dtype)
-            creator, output_index = edge
-            if creator is None:
-                inp._accumulate_leaf(g, exclusive=_exclusive(g, in_grads, out_grads))
-                reached.add(id(inp))
+            if g.dtype != edge.dtype:
+                g = g.astype(edge.dtype)
+            if edge.creator is None:
+                edge.leaf._accumulate_leaf(g, exclusive=_exclusive(g, in_grads, out_grads))
+                reached.add(id(edge.leaf))
             else:
-                slot = pending.setdefault(id(creator), [None] * creator.num_outputs)
-                slot[output_index] = _accumulate(slot[output_index], g)
+                slot = pending.setdefault(id(edge.creator), [None] * edge.creator.num_outputs)
+                slot[edge.output_index] = _accumulate(slot[edge.output_index], g)
         _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)

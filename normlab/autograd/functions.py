@@ -79,25 +79,33 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        # Save only what a wanted gradient reads (d/da needs b, d/db needs a),
+        # as torch does: x * 1.5 keeps no array of x alive.
+        ga, gb = self.needs_input_grad
+        self.shape_a, self.shape_b = np.shape(a), np.shape(b)
+        self.a = a if gb else None
+        self.b = b if ga else None
         return np.multiply(a, b)
 
     def backward(self, g):
         ga, gb = self.needs_input_grad
-        return (unbroadcast(g * self.b, np.shape(self.a)) if ga else None,
-                unbroadcast(g * self.a, np.shape(self.b)) if gb else None)
+        return (unbroadcast(g * self.b, self.shape_a) if ga else None,
+                unbroadcast(g * self.a, self.shape_b) if gb else None)
 
 
 class Div(Function):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        # d(a/b)/da = 1/b needs only b; d(a/b)/db = -a/b^2 needs both.
+        ga, gb = self.needs_input_grad
+        self.shape_a, self.shape_b = np.shape(a), np.shape(b)
+        self.a = a if gb else None
+        self.b = b
         return np.divide(a, b)
 
     def backward(self, g):
         ga, gb = self.needs_input_grad
-        # d(a/b)/da = 1/b ;  d(a/b)/db = -a/b^2
-        return (unbroadcast(g / self.b, np.shape(self.a)) if ga else None,
-                unbroadcast(-g * self.a / (np.asarray(self.b) ** 2), np.shape(self.b)) if gb else None)
+        return (unbroadcast(g / self.b, self.shape_a) if ga else None,
+                unbroadcast(-g * self.a / (np.asarray(self.b) ** 2), self.shape_b) if gb else None)
 
 
 class Neg(Function):

@@ -412,8 +412,10 @@ class Tensor:
         """Accumulate d self / d leaf into ``leaf.grad`` for every leaf that requires grad.
 
         ``grad`` is d loss / d self; it may be omitted only when self has one element.
-        The graph is kept after backward (``retain_graph`` is accepted for torch
-        code); ``create_graph`` (higher-order gradients) and ``inputs`` are not supported.
+        As in torch, what the graph saved is freed as the backward goes, unless
+        ``retain_graph=True``; a second backward through a node that saved
+        arrays then raises. ``create_graph`` (higher-order gradients) and
+        ``inputs`` are not supported.
         """
         if create_graph:
             raise NotImplementedError("backward: create_graph=True (higher-order gradients) is not supported by normlab")
@@ -433,7 +435,7 @@ class Tensor:
                 raise ValueError(f"backward: expected grad of shape {self.shape}, got {grad.shape}")
             grad = grad.astype(self.dtype, copy=False)
         with no_grad():
-            run_backward(self, grad)
+            run_backward(self, grad, retain_graph=bool(retain_graph))
 
     def _accumulate_leaf(self, g: np.ndarray, exclusive: bool = False) -> None:
         """Add ``g`` into ``.grad``; ``exclusive`` says nothing else holds ``g`` (see function._exclusive)."""
