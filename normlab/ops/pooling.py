@@ -301,7 +301,7 @@ def _scatter_add_kernel(dy, index, H, W):
 
 
 @njit(cache=True, parallel=True)
-def _extremum_split_backward_kernel(dy, x, y, h_start, h_end, h_step, w_start, w_end, w_step):
+def _extremum_split_backward_kernel(dy, x, argmax, h_start, h_end, h_step, w_start, w_end, w_step):
     planes, H, W = x.shape
     OH, OW = dy.shape[1], dy.shape[2]
     dx = np.empty((planes, H * W), dtype=dy.dtype)
@@ -313,7 +313,7 @@ def _extremum_split_backward_kernel(dy, x, y, h_start, h_end, h_step, w_start, w
             h0, h1 = h_start[oh], h_end[oh]
             for ow in range(OW):
                 w0, w1 = w_start[ow], w_end[ow]
-                target = y[plane, oh, ow]
+                target = xp[argmax[plane, oh, ow]]      # the window's value, read back at its first winner
                 target_is_nan = target != target
                 winners = 0
                 for h in range(h0, h1, h_step):
@@ -395,15 +395,14 @@ def _gather_kernel(dy, index):
 # ============================================================ max / min pooling
 
 class ExtremumSaved(NamedTuple):
-    """What max/min pooling keeps for backward: the winners' flat indices, or (tie="split") x and y."""
+    """What max/min pooling keeps for backward: the winners' flat indices, and (tie="split") x."""
 
     argmax: np.ndarray          # (..., *out) int64, flat per plane: torch's return_indices
     input_shape: tuple[int, ...]
     spatial_dims: int
     tie: str
     windows: Windows
-    x: np.ndarray | None        # only for tie="split": which elements tie with the output
-    y: np.ndarray | None
+    x: np.ndarray | None        # only for tie="split": which elements tie with the winner
 
 
 def _extremum_forward(x, n, is_min, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, name):
@@ -415,7 +414,7 @@ def _extremum_forward(x, n, is_min, kernel_size, stride, padding, dilation, ceil
     out_shape = lead + windows.output_size
     y, argmax = y.reshape(out_shape), argmax.reshape(out_shape)
     split = tie == "split"
-    return y, ExtremumSaved(argmax, x.shape, n, tie, windows, x if split else None, y if split else None)
+    return y, ExtremumSaved(argmax, x.shape, n, tie, windows, x if split else None)
 
 
 def extremum_pool_backward(dy: np.ndarray, saved: ExtremumSaved):
@@ -427,8 +426,8 @@ def extremum_pool_backward(dy: np.ndarray, saved: ExtremumSaved):
         # y = max_j x_j: every j with x_j == y (a NaN output: every NaN) is a winner; with m winners,
         # the subgradient that shares equally is dy/dx_j = 1/m.
         x_planes, _ = _as_planes(saved.x, n)
-        y_planes, _ = _as_planes(saved.y, n)
-        dx = _extremum_split_backward_kernel(dy_planes, x_planes, y_planes, *_windows_2d(saved.windows))
+        dx = _extremum_split_backward_kernel(dy_planes, x_planes, saved.argmax.reshape(dy_planes.shape),
+                                             *_windows_2d(saved.windows))
     else:
         # y = x[argmax]  =>  dy/dx_j = 1 if j == argmax else 0: scatter dy to the recorded index
         # (torch's rule; overlapping windows that share a winner add up).
@@ -552,7 +551,7 @@ def _adaptive_max_forward(x, n, output_size, name, is_min=False, tie="first", na
     out_shape = lead + windows.output_size
     y, argmax = y.reshape(out_shape), argmax.reshape(out_shape)
     split = tie == "split"
-    return y, ExtremumSaved(argmax, x.shape, n, tie, windows, x if split else None, y if split else None)
+    return y, ExtremumSaved(argmax, x.shape, n, tie, windows, x if split else None)
 
 
 def adaptive_max_pool1d_forward(x, output_size, tie="first", nan="propagate", _name="adaptive_max_pool1d"):
@@ -682,7 +681,8 @@ def _unpool_forward(x, indices, n, kernel_size, stride, padding, output_size, na
     size = int(np.prod(out_spatial))
     if np.shape(indices) != x.shape:
         raise ValueError(f"{name}: expected indices of the input's shape {x.shape}, got {np.shape(indices)}")
-    index = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1, int(np.prod(x.shape[-n:], dtype=np.int64)))
+    # a private copy: the caller may change its indices before backward, which gathers through them
+    index = np.array(indices, dtype=np.int64, order="C", copy=True).reshape(-1, int(np.prod(x.shape[-n:], dtype=np.int64)))
     if index.size and (index.min() < 0 or index.max() >= size):
         bad = index.min() if index.min() < 0 else index.max()
         raise ValueError(f"{name}: found an invalid max index {bad} (output plane of size {_fmt(out_spatial)})")
