@@ -19,8 +19,8 @@ Bytes that must move (input x and dx of B bytes, output y and dy of b bytes):
     backward: read dy, write dx                                b + B
     max/min also record each window's winner: at least one byte per output,
     written in forward and read in backward                    2 * (b / 4)
-torch's max pooling saves int64 indices (2b each way); the floor counts only
-what any implementation must move.
+torch's max pooling saves int64 indices (2b each way); normlab saves one byte
+per output. The floor counts only what any implementation must move.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import time
 import numba
 import numpy as np
 
+import normlab  # noqa: F401  (first: it sets OMP_WAIT_POLICY before any OpenMP runtime loads, torch's included)
 from _common import copy_bandwidth  # benchmarks/_common.py (run as scripts: this folder is on sys.path)
 
 SHAPES_2D = [(32, 64, 56, 56), (128, 256, 7, 7)]

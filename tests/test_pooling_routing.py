@@ -15,7 +15,7 @@ from normlab.ops import pooling as ops
 from tests.oracle import random_upstream
 from tests.test_pooling_common import close, distinct_input, pool_configs, refused_all_padding, tied_input
 
-FUNCTIONAL = {name: getattr(F, name) for name in ops._ROUTED_OPS}
+FUNCTIONAL = {name: getattr(F, name) for name in ops.ROUTED_OPS}
 
 
 def backward_of(op_name, x, dy, *args, **kwargs):
@@ -78,7 +78,7 @@ def test_avg_routing_agrees_with_backward(case, count_include_pad, divisor_overr
     ("lp_pool1d", (3, 3), {"stride": 2}),
 ])
 def test_other_routings_agree_with_backward(kind, args, kwargs, rng):
-    op_name = ops._ROUTING_KINDS.get(kind, kind)
+    op_name = ops.SHORT_NAMES.get(kind, kind)
     shape = (2, 3, 7) if op_name.endswith("1d") else (2, 3, 5, 7)
     x = tied_input(shape, np.float64, rng) if "split" in kwargs.values() else np.abs(rng.standard_normal(shape)) + 0.1
     r = ops.routing(kind, x, *args, **kwargs)

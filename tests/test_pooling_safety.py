@@ -181,3 +181,29 @@ def test_read_only_and_strided_inputs_match_torch(op, args, layout, rng):
     y.backward(dy)
     close(y, ty, np.float64, "output")
     close(t.grad, xt.grad, np.float64, "input gradient")
+
+
+WRONG_SHAPED_GRADIENT = """
+    import numpy as np
+    from normlab.ops import pooling as ops
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.{dtype})
+    for forward, backward in ((ops.avg_pool2d_forward, ops.avg_pool2d_backward),
+                              (ops.max_pool2d_forward, ops.max_pool2d_backward),
+                              (ops.min_pool2d_forward, ops.min_pool2d_backward)):
+        for args in ((2,), (3, 2, 1)):
+            y, saved = forward(x, *args)
+            try:
+                backward(np.ones((2, 3, 40, 40), np.{dtype}), saved)   # the ops are public: no engine checks dy
+            except ValueError as error:
+                assert "expected dy of shape" in str(error), error
+            else:
+                raise AssertionError("a gradient of the wrong shape was accepted")
+    print("ok")
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ops_backward_refuses_a_gradient_of_the_wrong_shape(dtype):
+    # the kernels index dy by the windows' sizes: a larger dy once reached past the divisor and the plane
+    assert_survives(run_isolated(WRONG_SHAPED_GRADIENT.format(dtype=dtype)))
