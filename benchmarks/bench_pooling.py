@@ -8,7 +8,12 @@ Interleaved (a busy machine slows both sides alike), warm-up first (Numba
 compiles outside the timing), medians. MinPool has no torch layer: torch's
 column times what a torch user writes, ``-max_pool(-x)``.
 
-    python benchmarks/bench_pooling.py [--threads 1 2] [--repeat 15] [--quick]
+    python benchmarks/bench_pooling.py [--threads 1 2] [--repeat 15] [--quick] [--clock cpu]
+
+``--clock cpu`` times with the process's CPU time instead of the wall clock:
+on a machine shared with other work it leaves out the time spent waiting for
+a core (at 1 thread it is the wall time of a quiet machine; at 2 threads it
+adds up both threads' work, so it shows efficiency, not latency).
 
 Columns: ours ms, torch ms, ratio (ours / torch; < 1 is faster), GB/s (the
 floor's bytes over our time) and % of the floor (that over the copy bandwidth
@@ -31,7 +36,7 @@ import time
 import numba
 import numpy as np
 
-import normlab  # noqa: F401  (first: it sets OMP_WAIT_POLICY before any OpenMP runtime loads, torch's included)
+import normlab  # first: it sets OMP_WAIT_POLICY before any OpenMP runtime loads, torch's included
 from _common import copy_bandwidth  # benchmarks/_common.py (run as scripts: this folder is on sys.path)
 
 SHAPES_2D = [(32, 64, 56, 56), (128, 256, 7, 7)]
@@ -68,27 +73,26 @@ def cases(quick: bool):
     return result
 
 
-def time_case(module, torch_layer, x, dy, repeat: int):
+def time_case(module, torch_layer, x, dy, repeat: int, clock):
     """Median seconds of (ours fwd, ours fwd+bwd, torch fwd, torch fwd+bwd), interleaved."""
     import torch
-    import normlab
 
     xt = torch.tensor(x, requires_grad=True)
     dyt = torch.tensor(dy)
     ours_f, ours_fb, torch_f, torch_fb = [], [], [], []
     for i in range(repeat + 2):          # the first two rounds warm up (compile, allocator) and are dropped
         xn = normlab.tensor(x, requires_grad=True)
-        t0 = time.perf_counter()
+        t0 = clock()
         y = module(xn)
-        t1 = time.perf_counter()
+        t1 = clock()
         y.backward(dy)
-        t2 = time.perf_counter()
+        t2 = clock()
         del y, xn
-        t3 = time.perf_counter()
+        t3 = clock()
         yt = torch_layer(xt)
-        t4 = time.perf_counter()
+        t4 = clock()
         yt.backward(dyt)
-        t5 = time.perf_counter()
+        t5 = clock()
         xt.grad = None
         del yt
         if i >= 2:
@@ -99,7 +103,7 @@ def time_case(module, torch_layer, x, dy, repeat: int):
     return tuple(statistics.median(v) for v in (ours_f, ours_fb, torch_f, torch_fb))
 
 
-def run(threads: int, repeat: int, quick: bool) -> None:
+def run(threads: int, repeat: int, quick: bool, clock_name: str) -> None:
     import torch
 
     numba.set_num_threads(threads)
@@ -117,13 +121,14 @@ def run(threads: int, repeat: int, quick: bool) -> None:
         winner_bytes = b // 4 if has_winners else 0
         floor_f = B + b + winner_bytes
         floor_fb = floor_f + b + B + winner_bytes
-        ours_f, ours_fb, torch_f, torch_fb = time_case(module, torch_layer, x, dy, repeat)
+        clock = time.process_time if clock_name == "cpu" else time.perf_counter
+        ours_f, ours_fb, torch_f, torch_fb = time_case(module, torch_layer, x, dy, repeat, clock)
         table.append((label, shape, "fwd+bwd", ours_fb, torch_fb, floor_fb))
         table.append((label, shape, "fwd", ours_f, torch_f, floor_f))
     # a busy machine lowers the measured bandwidth: keep the best of a measurement before and after
     bandwidth = max(bandwidth, copy_bandwidth(largest, repeat))
     print(f"\nfloat32, {threads} thread(s) (numba and torch), copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
-          f"median of {repeat}, interleaved")
+          f"median of {repeat}, interleaved, {clock_name} clock")
     header = (f"{'layer':<22}{'input':<19}{'pass':<9}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}"
               f"{'GB/s':>7}{'% floor':>9}")
     print(header)
@@ -140,10 +145,12 @@ def main() -> None:
                         help="thread counts to run at, numba and torch alike (default: numba's count)")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 3 repeats (a smoke test)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall clock, or the process's CPU time (robust on a shared machine)")
     args = parser.parse_args()
     repeat = 3 if args.quick else args.repeat
     for threads in args.threads or [numba.get_num_threads()]:
-        run(threads, repeat, args.quick)
+        run(threads, repeat, args.quick, args.clock)
 
 
 if __name__ == "__main__":

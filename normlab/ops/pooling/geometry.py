@@ -26,6 +26,7 @@ writes outside the input; here it is a ValueError naming the sizes.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import NamedTuple
 
@@ -152,6 +153,7 @@ def _sliding_axis(name, axis_name, L, k, s, p, d, out, count_include_pad) -> Axi
     return Axis(L, k, s, d, origin, start, end, padded if count_include_pad else inside)
 
 
+@functools.lru_cache(maxsize=256)   # a training loop asks for the same windows every step; nothing mutates them
 def pool_windows(name: str, input_size: tuple[int, ...], kernel, stride, padding, dilation,
                  ceil_mode: bool, count_include_pad: bool = True) -> Windows:
     """The windows of a sliding pool over ``input_size``; raises ValueError when the output would be empty."""
@@ -170,6 +172,7 @@ def pool_windows(name: str, input_size: tuple[int, ...], kernel, stride, padding
     return Windows(*([_FLAT_AXIS] if n == 1 else []), *axes, n)
 
 
+@functools.lru_cache(maxsize=256)
 def adaptive_windows(input_size: tuple[int, ...], output_size: tuple[int, ...]) -> Windows:
     """torch's adaptive windows: output i covers floor(i*L/out) .. ceil((i+1)*L/out) - 1."""
     axes = []

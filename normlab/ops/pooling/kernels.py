@@ -1,9 +1,11 @@
 """Numba kernels behind pooling: plain loops over (planes, H, W) contiguous arrays.
 
 Every kernel writes into arrays its caller allocated and runs its planes in
-``chunks`` contiguous groups, one group per parallel iteration (``chunks == 1``
-runs serially): each plane is written by one thread only, so scatter-adds
-never race, and scratch space is allocated once per group.
+blocks of BLOCK, one block per iteration of its ``prange`` loop: each plane is
+written by one thread only, so scatter-adds never race, and scratch space is
+allocated once per block. Each kernel exists serially and in parallel; a call
+runs in parallel only when its work (elements read and written) reaches
+PARALLEL_MIN_WORK.
 
 A window's members are numbered ``code = i * kernel_w + j`` (member ``i`` of
 its height axis, ``j`` of its width axis; see ``geometry.Axis``). Max/min
@@ -42,15 +44,33 @@ from normlab.ops.pooling.geometry import Axis, Windows
 DENSE_KERNELS = ((1, 2), (1, 3), (2, 2), (3, 3))
 #: planes narrower than this many windows are laid side by side in a strip of about STRIP_WINDOWS
 STRIP_WINDOWS = 64
-#: below this many bytes moved, one thread does the work: waking a second costs more than it saves
-PARALLEL_MIN_BYTES = 1 << 20
+#: elements (read + written) from which a kernel runs in parallel; below it, waking a second thread costs more
+#: than it saves (a parallel launch took ~300 us on the busy 2-core machine, a 6 x 7 x 7 pool ~10 us serially)
+PARALLEL_MIN_WORK = 1 << 20
+#: planes (or strips) per iteration of a kernel's parallel loop: scratch space is allocated once per block
+BLOCK = 8
 
 
-def plane_groups(groups: int, nbytes: int) -> int:
-    """How many chunks of ``groups`` to run in parallel (1: serially) for a pass moving ``nbytes``."""
-    if nbytes < PARALLEL_MIN_BYTES:
-        return 1
-    return max(1, min(groups, numba.get_num_threads()))
+class _Kernel:
+    """A kernel compiled serially and in parallel from one source; a call picks the flavour by its work.
+
+    (The same call as ``parallel_kernel`` in the threading policy being written
+    on the norm branch, normlab/ops/_threading.py, which replaces this once merged.)
+    """
+
+    def __init__(self, function) -> None:
+        self.__wrapped__, self.__name__, self.__doc__ = function, function.__name__, function.__doc__
+        self.serial = njit(cache=True)(function)
+        self.parallel = njit(cache=True, parallel=True)(function)
+
+    def __call__(self, *args, work: int):
+        if work < PARALLEL_MIN_WORK or numba.get_num_threads() == 1:
+            return self.serial(*args)
+        return self.parallel(*args)
+
+
+def _parallel_kernel(function) -> _Kernel:
+    return _Kernel(function)
 
 
 def winner_dtype(windows: Windows):
@@ -129,16 +149,15 @@ def extremum_forward(x: np.ndarray, windows: Windows, is_min: bool, ignore_nan: 
     # padding never wins: -inf for max, +inf for min; NaN when NaNs are skipped (they never win then)
     pad_value = x.dtype.type(np.nan if ignore_nan else (np.inf if is_min else -np.inf))
     sign = x.dtype.type(-1 if is_min else 1)
-    nbytes = x.nbytes + y.nbytes + winner.nbytes
+    work = x.size + 2 * y.size
     if _dense(windows, x.dtype, ignore_nan):
         strip = _strip(windows)
         first_col = _first_member(width) if strip.direct else strip.widen(_first_member(width), 0)
-        chunks = plane_groups(-(-planes // strip.batch), nbytes)
         _extremum_dense(x, y, winner, *strip[:6], strip.height, strip.windows, strip.batch, strip.direct,
-                        _first_member(height), first_col, pad_value, sign, chunks)
+                        _first_member(height), first_col, pad_value, sign, work=work)
     else:
         _extremum_general(x, y, winner, *_general_axis(height), *_general_axis(width), width.kernel,
-                          pad_value, sign, ignore_nan, plane_groups(planes, nbytes))
+                          pad_value, sign, ignore_nan, work=work)
     return y, winner
 
 
@@ -158,8 +177,8 @@ def scatter_to_winners(dy: np.ndarray, winner: np.ndarray, windows: Windows) -> 
     codes = np.arange(height.kernel * width.kernel)
     table = (codes // width.kernel) * height.step * W + (codes % width.kernel) * width.step
     dx = np.empty((dy.shape[0], height.size * W), dtype=dy.dtype)
-    chunks = plane_groups(dy.shape[0], dx.nbytes + dy.nbytes + winner.nbytes)
-    refused = _scatter_to_winners(dy, winner, height.origin * W, width.origin, table, dx, chunks)
+    refused = _scatter_to_winners(dy, winner, height.origin * W, width.origin, table, dx,
+                                  work=dx.size + 2 * dy.size)
     if refused:
         raise ValueError(f"pooling backward: {refused} recorded winners lie outside their windows")
     return dx.reshape(dy.shape[0], height.size, W)
@@ -168,9 +187,8 @@ def scatter_to_winners(dy: np.ndarray, winner: np.ndarray, windows: Windows) -> 
 def split_among_tied(dy: np.ndarray, x: np.ndarray, winner: np.ndarray, windows: Windows) -> np.ndarray:
     """dx with each output's dy shared equally among the members of its window tied with the winner."""
     dx = np.empty(x.shape, dtype=dy.dtype)
-    chunks = plane_groups(x.shape[0], 2 * x.nbytes + dy.nbytes)
     _split_among_tied(dy, x, winner, *_general_axis(windows.height), *_general_axis(windows.width),
-                      windows.width.kernel, dx, chunks)
+                      windows.width.kernel, dx, work=2 * x.size + dy.size)
     return dx
 
 
@@ -180,12 +198,12 @@ def mean_forward(x: np.ndarray, windows: Windows, divisor: np.ndarray) -> np.nda
     y = np.empty((x.shape[0], height.out, width.out), dtype=x.dtype)
     if _dense(windows, x.dtype):
         strip = _strip(windows)
-        chunks = plane_groups(-(-x.shape[0] // strip.batch), x.nbytes + y.nbytes)
+        # a dense window sums at most 9 values: float32 sums stay within a few roundings of exact
+        divisor = divisor.astype(x.dtype)
         _mean_dense(x, y, *strip[:6], strip.height, strip.windows, strip.batch, strip.direct,
-                    divisor if strip.direct else strip.widen(divisor, 1.0), chunks)
+                    divisor if strip.direct else strip.widen(divisor, 1.0), work=x.size + y.size)
     else:
-        _mean_general(x, y, height.start, height.end, width.start, width.end, divisor,
-                      plane_groups(x.shape[0], x.nbytes + y.nbytes))
+        _mean_general(x, y, height.start, height.end, width.start, width.end, divisor, work=x.size + y.size)
     return y
 
 
@@ -197,26 +215,25 @@ def spread_mean(dy: np.ndarray, windows: Windows, divisor: np.ndarray) -> np.nda
     # small planes (several to a strip) are faster one window at a time: no strip to fill and empty
     if _dense(windows, dy.dtype) and _strip(windows).batch == 1:
         strip = _strip(windows)
-        chunks = plane_groups(dy.shape[0], dx.nbytes + dy.nbytes)
         _spread_mean_dense(dy, *strip[:6], strip.height, strip.windows, strip.direct,
-                           divisor if strip.direct else strip.widen(divisor, 1.0), dx, chunks)
+                           divisor if strip.direct else strip.widen(divisor, 1.0), dx, work=dx.size + dy.size)
     else:
         _spread_mean_general(dy, height.start, height.end, width.start, width.end, divisor, dx,
-                             plane_groups(dy.shape[0], dx.nbytes + dy.nbytes))
+                             work=dx.size + dy.size)
     return dx
 
 
 def place_at_indices(x: np.ndarray, index: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     """(y, refused): y[p, index[p, i]] = x[p, i] in planes of ``size`` zeros; refused counts bad indices."""
     y = np.empty((x.shape[0], size), dtype=x.dtype)
-    refused = _place_at_indices(x, index, y, plane_groups(x.shape[0], x.nbytes + index.nbytes + y.nbytes))
+    refused = _place_at_indices(x, index, y, work=2 * x.size + y.size)
     return y, refused
 
 
 def gather_at_indices(dy: np.ndarray, index: np.ndarray) -> np.ndarray:
     """dx[p, i] = dy[p, index[p, i]] (indices were checked when they were recorded)."""
     dx = np.empty(index.shape, dtype=dy.dtype)
-    refused = _gather_at_indices(dy, index, dx, plane_groups(index.shape[0], dy.nbytes + index.nbytes + dx.nbytes))
+    refused = _gather_at_indices(dy, index, dx, work=3 * index.size)
     if refused:
         raise ValueError(f"max_unpool backward: {refused} indices lie outside the output planes")
     return dx
@@ -225,8 +242,14 @@ def gather_at_indices(dy: np.ndarray, index: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------ loops shared by the kernels
 
 @njit(cache=True, inline="always")
-def _chunk_range(chunk, chunks, count):
-    return range(chunk * count // chunks, (chunk + 1) * count // chunks)
+def _blocks(count):
+    """How many blocks of BLOCK items a kernel's parallel loop runs (fixed by the input, not the threads)."""
+    return (count + BLOCK - 1) // BLOCK
+
+
+@njit(cache=True, inline="always")
+def _block_range(block, count):
+    return range(block * BLOCK, min((block + 1) * BLOCK, count))
 
 
 @njit(cache=True, inline="always")
@@ -299,9 +322,9 @@ def _extremum_rows(source, stride_h, stride_w, rows, cols, first_row, first_col,
                           y_rows[oh], winner_rows[oh])
 
 
-@njit(cache=True, parallel=True)
+@_parallel_kernel
 def _extremum_dense(x, y, winner, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height, slots, batch,
-                    direct, first_row, first_col, pad_value, sign, chunks):
+                    direct, first_row, first_col, pad_value, sign):
     """y = each dense window's max (sign = 1) or min (sign = -1), winner = its member code.
 
     Every window starts from (pad_value, its first real member): padding (-inf
@@ -314,11 +337,11 @@ def _extremum_dense(x, y, winner, rows, cols, stride_h, stride_w, pad_h, pad_w, 
     span = slots * stride_w
     strip_width = batch * span + max(0, len(cols) - stride_w)   # the last slot's window may reach past
     groups = (planes + batch - 1) // batch
-    for chunk in prange(chunks):
+    for block in prange(_blocks(groups)):
         strip = np.empty((1, 1) if direct else (strip_height, strip_width), dtype=x.dtype)
         y_slots = np.empty((out_h, batch * slots), dtype=y.dtype)
         winner_slots = np.empty((out_h, batch * slots), dtype=winner.dtype)
-        for group in _chunk_range(chunk, chunks, groups):
+        for group in _block_range(block, groups):
             p0 = group * batch
             if direct:                 # one plane read in place, its windows written in place
                 _extremum_rows(x[p0], stride_h, stride_w, rows, cols, first_row, first_col, pad_value, sign,
@@ -339,14 +362,14 @@ def _extremum_dense(x, y, winner, rows, cols, stride_h, stride_w, pad_h, pad_w, 
                         winner[p0 + q, oh, ow] = winner_slots[oh, q * slots + ow]
 
 
-@njit(cache=True, parallel=True)
+@_parallel_kernel
 def _extremum_general(x, y, winner, h_origin, h_start, h_end, h_step, w_origin, w_start, w_end, w_step,
-                      kw, pad_value, sign, ignore_nan, chunks):
+                      kw, pad_value, sign, ignore_nan):
     """As ``_extremum_dense``, looping over the real members of any windows (dilated, adaptive, large)."""
     planes = x.shape[0]
     out_h, out_w = y.shape[1], y.shape[2]
-    for chunk in prange(chunks):
-        for plane in _chunk_range(chunk, chunks, planes):
+    for block in prange(_blocks(planes)):
+        for plane in _block_range(block, planes):
             xp = x[plane]
             for oh in range(out_h):
                 i0 = (h_start[oh] - h_origin[oh]) // h_step
@@ -374,8 +397,8 @@ def _extremum_general(x, y, winner, h_origin, h_start, h_end, h_step, w_origin, 
 
 # ------------------------------------------------------------ max / min backward
 
-@njit(cache=True, parallel=True)
-def _scatter_to_winners(dy, winner, h_base, w_base, table, dx, chunks):
+@_parallel_kernel
+def _scatter_to_winners(dy, winner, h_base, w_base, table, dx):
     """dx[plane] = 0, then dx[plane][h_base[oh] + w_base[ow] + table[code]] += dy: returns the count refused.
 
     Zeroing each plane right before its scatter keeps it in cache.
@@ -383,8 +406,8 @@ def _scatter_to_winners(dy, winner, h_base, w_base, table, dx, chunks):
     planes, out_h, out_w = dy.shape
     size = dx.shape[1]
     refused = 0
-    for chunk in prange(chunks):
-        for plane in _chunk_range(chunk, chunks, planes):
+    for block in prange(_blocks(planes)):
+        for plane in _block_range(block, planes):
             flat = dx[plane]
             flat[:] = 0
             for oh in range(out_h):
@@ -398,17 +421,17 @@ def _scatter_to_winners(dy, winner, h_base, w_base, table, dx, chunks):
     return refused
 
 
-@njit(cache=True, parallel=True)
+@_parallel_kernel
 def _split_among_tied(dy, x, winner, h_origin, h_start, h_end, h_step, w_origin, w_start, w_end, w_step,
-                     kw, dx, chunks):
+                     kw, dx):
     """dx = each window's dy shared equally among its members equal to its value (NaN equal to NaN).
 
     The window's value is read back from x at the recorded winner.
     """
     planes, H, W = x.shape
     out_h, out_w = dy.shape[1], dy.shape[2]
-    for chunk in prange(chunks):
-        for plane in _chunk_range(chunk, chunks, planes):
+    for block in prange(_blocks(planes)):
+        for plane in _block_range(block, planes):
             xp = x[plane]
             dxp = dx[plane]
             dxp[:, :] = 0
@@ -441,13 +464,14 @@ def _split_among_tied(dy, x, winner, h_origin, h_start, h_end, h_step, w_origin,
 
 @njit(cache=True, inline="always")
 def _mean_row(source, row0, stride, rows, cols, divisor_row, y_row):
-    """One row of dense windows: each window's sum in float64 (float32 input too), over its divisor."""
+    """One row of dense windows: each window's sum (in the data's dtype), over its divisor."""
     for t in range(y_row.shape[0]):
         col0 = t * stride
-        total = 0.0
+        total = source[row0, col0]
         for i in range(len(rows)):     # unrolled, as in _extremum_row
             for j in range(len(cols)):
-                total += source[row0 + i, col0 + j]
+                if i > 0 or j > 0:     # member (0, 0) started the sum (a constant test once unrolled)
+                    total += source[row0 + i, col0 + j]
         y_row[t] = total / divisor_row[t]
 
 
@@ -461,19 +485,19 @@ def _mean_rows(source, stride_h, stride_w, rows, cols, divisor, y_rows):
             _mean_row(source, oh * stride_h, stride_w, rows, cols, divisor[oh], y_rows[oh])
 
 
-@njit(cache=True, parallel=True)
+@_parallel_kernel
 def _mean_dense(x, y, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height, slots, batch, direct,
-                divisor, chunks):
+                divisor):
     """y = (sum of each dense window, padding as zeros) / divisor (divisor per strip slot unless direct)."""
     planes = x.shape[0]
     out_h, out_w = y.shape[1], y.shape[2]
     span = slots * stride_w
     strip_width = batch * span + max(0, len(cols) - stride_w)   # the last slot's window may reach past
     groups = (planes + batch - 1) // batch
-    for chunk in prange(chunks):
+    for block in prange(_blocks(groups)):
         strip = np.empty((1, 1) if direct else (strip_height, strip_width), dtype=x.dtype)
         y_slots = np.empty((out_h, batch * slots), dtype=y.dtype)
-        for group in _chunk_range(chunk, chunks, groups):
+        for group in _block_range(block, groups):
             p0 = group * batch
             if direct:
                 _mean_rows(x[p0], stride_h, stride_w, rows, cols, divisor, y[p0])
@@ -490,13 +514,13 @@ def _mean_dense(x, y, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height
                         y[p0 + q, oh, ow] = y_slots[oh, q * slots + ow]
 
 
-@njit(cache=True, parallel=True)
-def _mean_general(x, y, h_start, h_end, w_start, w_end, divisor, chunks):
+@_parallel_kernel
+def _mean_general(x, y, h_start, h_end, w_start, w_end, divisor):
     """As ``_mean_dense``, looping over each window's real members (adaptive or large windows)."""
     planes = x.shape[0]
     out_h, out_w = y.shape[1], y.shape[2]
-    for chunk in prange(chunks):
-        for plane in _chunk_range(chunk, chunks, planes):
+    for block in prange(_blocks(planes)):
+        for plane in _block_range(block, planes):
             xp = x[plane]
             for oh in range(out_h):
                 for ow in range(out_w):
@@ -536,9 +560,9 @@ def _spread_rows(target, stride_h, stride_w, rows, cols, dy_rows, divisor, sprea
             _spread_row(target, oh * stride_h, stride_w, rows, cols, dy_rows[oh], divisor[oh], spread)
 
 
-@njit(cache=True, parallel=True)
+@_parallel_kernel
 def _spread_mean_dense(dy, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height, slots, direct, divisor,
-                       dx, chunks):
+                       dx):
     """dx = sum over the dense windows holding each element of dy / divisor (the padding's shares dropped).
 
     One plane at a time, spread into the plane itself or, when it is padded, into a padded copy.
@@ -546,10 +570,10 @@ def _spread_mean_dense(dy, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_h
     planes = dy.shape[0]
     span = slots * stride_w
     strip_width = span + max(0, len(cols) - stride_w)
-    for chunk in prange(chunks):
+    for block in prange(_blocks(planes)):
         strip = np.empty((1, 1) if direct else (strip_height, strip_width), dtype=dx.dtype)
         spread = np.empty(dx.shape[2] if direct else strip_width, dtype=dx.dtype)
-        for plane in _chunk_range(chunk, chunks, planes):
+        for plane in _block_range(block, planes):
             if direct:
                 _spread_rows(dx[plane], stride_h, stride_w, rows, cols, dy[plane], divisor, spread)
             else:
@@ -557,14 +581,14 @@ def _spread_mean_dense(dy, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_h
                 _empty_strip(strip, dx, plane, 1, pad_h, pad_w, span)
 
 
-@njit(cache=True, parallel=True)
-def _spread_mean_general(dy, h_start, h_end, w_start, w_end, divisor, dx, chunks):
+@_parallel_kernel
+def _spread_mean_general(dy, h_start, h_end, w_start, w_end, divisor, dx):
     """As ``_spread_mean_dense``, looping over each window's real members."""
     planes, out_h, out_w = dy.shape
     W = dx.shape[2]
     flat = dx.reshape(planes, -1)
-    for chunk in prange(chunks):
-        for plane in _chunk_range(chunk, chunks, planes):
+    for block in prange(_blocks(planes)):
+        for plane in _block_range(block, planes):
             dxp = flat[plane]
             dxp[:] = 0
             for oh in range(out_h):
@@ -577,14 +601,14 @@ def _spread_mean_general(dy, h_start, h_end, w_start, w_end, divisor, dx, chunks
 
 # ------------------------------------------------------------ max unpooling
 
-@njit(cache=True, parallel=True)
-def _place_at_indices(x, index, y, chunks):
+@_parallel_kernel
+def _place_at_indices(x, index, y):
     """y[plane] = 0, then y[plane, index[plane, i]] = x[plane, i] (in order: a repeated index keeps the last)."""
     planes, count = x.shape
     size = y.shape[1]
     refused = 0
-    for chunk in prange(chunks):
-        for plane in _chunk_range(chunk, chunks, planes):
+    for block in prange(_blocks(planes)):
+        for plane in _block_range(block, planes):
             y[plane] = 0
             for i in range(count):
                 position = index[plane, i]
@@ -595,14 +619,14 @@ def _place_at_indices(x, index, y, chunks):
     return refused
 
 
-@njit(cache=True, parallel=True)
-def _gather_at_indices(dy, index, dx, chunks):
+@_parallel_kernel
+def _gather_at_indices(dy, index, dx):
     """dx[plane, i] = dy[plane, index[plane, i]]."""
     planes, count = index.shape
     size = dy.shape[1]
     refused = 0
-    for chunk in prange(chunks):
-        for plane in _chunk_range(chunk, chunks, planes):
+    for block in prange(_blocks(planes)):
+        for plane in _block_range(block, planes):
             for i in range(count):
                 position = index[plane, i]
                 if 0 <= position < size:
