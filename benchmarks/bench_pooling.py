@@ -33,7 +33,6 @@ import argparse
 import statistics
 import time
 
-import numba
 import numpy as np
 
 import normlab  # first: it sets OMP_WAIT_POLICY before any OpenMP runtime loads, torch's included
@@ -106,7 +105,7 @@ def time_case(module, torch_layer, x, dy, repeat: int, clock):
 def run(threads: int, repeat: int, quick: bool, clock_name: str) -> None:
     import torch
 
-    numba.set_num_threads(threads)
+    normlab.set_num_threads(threads)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     table = []
@@ -127,7 +126,7 @@ def run(threads: int, repeat: int, quick: bool, clock_name: str) -> None:
         table.append((label, shape, "fwd", ours_f, torch_f, floor_f))
     # a busy machine lowers the measured bandwidth: keep the best of a measurement before and after
     bandwidth = max(bandwidth, copy_bandwidth(largest, repeat))
-    print(f"\nfloat32, {threads} thread(s) (numba and torch), copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
+    print(f"\nfloat32, {threads} thread(s) (normlab and torch), copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
           f"median of {repeat}, interleaved, {clock_name} clock")
     header = (f"{'layer':<22}{'input':<19}{'pass':<9}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}"
               f"{'GB/s':>7}{'% floor':>9}")
@@ -142,14 +141,14 @@ def run(threads: int, repeat: int, quick: bool, clock_name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=None,
-                        help="thread counts to run at, numba and torch alike (default: numba's count)")
+                        help="thread counts to run at, normlab and torch alike (default: normlab.get_num_threads())")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 3 repeats (a smoke test)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall clock, or the process's CPU time (robust on a shared machine)")
     args = parser.parse_args()
     repeat = 3 if args.quick else args.repeat
-    for threads in args.threads or [numba.get_num_threads()]:
+    for threads in args.threads or [normlab.get_num_threads()]:
         run(threads, repeat, args.quick, args.clock)
 
 

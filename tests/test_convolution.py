@@ -204,7 +204,7 @@ def test_depthwise_float32_weight_grad_is_accumulated_in_float64(rng):
     F.conv2d(x, wn, padding=1, groups=3).backward(g)
     wt = torch.tensor(w.astype(np.float64), requires_grad=True)
     TF.conv2d(torch.tensor(x.astype(np.float64)), wt, padding=1, groups=3).backward(torch.tensor(g.astype(np.float64)))
-    exact = wt.grad.numpy()
+    exact = wt.grad.detach().numpy()
     # Within a few float32 roundings of the largest entry: a float32 running sum over these
     # 32768 terms (torch's float32 result) misses by about 40 roundings here.
     error = np.abs(wn.grad - exact).max()
@@ -222,7 +222,7 @@ def test_empty_batch_gives_empty_output_and_zero_weight_grad(rng):
     x = np.zeros((0, 3, 5, 5))
     w = normlab.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     y = F.conv2d(x, w, padding=1)
-    assert y.shape == tuple(TF.conv2d(torch.tensor(x), torch.tensor(w.numpy()), padding=1).shape)
+    assert y.shape == tuple(TF.conv2d(torch.tensor(x), torch.tensor(w.detach().numpy()), padding=1).shape)
     y.backward(np.zeros(y.shape))
     np.testing.assert_array_equal(w.grad, np.zeros(w.shape))
 
@@ -235,8 +235,8 @@ def test_only_the_requested_gradients_are_computed(rng):
     y = F.conv2d(xn, w, b, padding=1)
     g = random_upstream(y.shape, np.float64, rng)
     y.backward(g)
-    wt = torch.tensor(w.numpy(), requires_grad=True)
-    TF.conv2d(torch.tensor(x), wt, torch.tensor(b.numpy()), padding=1).backward(torch.tensor(g))
+    wt = torch.tensor(w.detach().numpy(), requires_grad=True)
+    TF.conv2d(torch.tensor(x), wt, torch.tensor(b.detach().numpy()), padding=1).backward(torch.tensor(g))
     assert xn.grad is None and b.grad is None
     assert_matches(w.grad, wt.grad, np.float64, "weight grad")
 
@@ -274,7 +274,7 @@ def test_numerical_gradient(dims, rng):
     g = random_upstream(y0.shape, np.float64, rng)
 
     def loss():
-        return float((fn(x, w, b, **options).numpy() * g).sum())
+        return float((fn(x, w, b, **options).detach().numpy() * g).sum())
 
     tensors = [normlab.tensor(a, requires_grad=True) for a in (x, w, b)]
     fn(*tensors, **options).backward(g)
@@ -289,7 +289,7 @@ def test_numerical_gradient_through_padding_modes(mode, rng):
     g = random_upstream(conv(x).shape, np.float64, rng)
     xn = normlab.tensor(x, requires_grad=True)
     conv(xn).backward(g)
-    numeric = numerical_gradient(lambda: float((conv(x).numpy() * g).sum()), x)
+    numeric = numerical_gradient(lambda: float((conv(x).detach().numpy() * g).sum()), x)
     np.testing.assert_allclose(xn.grad, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -360,7 +360,7 @@ def test_default_init_follows_torch(cls, kernel):
     conv = cls(48, 64, kernel, groups=2, dtype=np.float64)
     fan_in = 24 * int(np.prod(kernel))
     bound = 1 / np.sqrt(fan_in)
-    weight, bias = conv.weight.numpy(), conv.bias.numpy()
+    weight, bias = conv.weight.detach().numpy(), conv.bias.detach().numpy()
     assert np.abs(weight).max() <= bound and np.abs(bias).max() <= bound
     assert abs(weight.std() - bound / np.sqrt(3)) < 0.05 * bound / np.sqrt(3)
     assert np.abs(weight).max() > 0.95 * bound
@@ -445,7 +445,7 @@ def test_module_bad_arguments(what, call, message):
 
 def test_module_bad_input_names_the_module_and_leaves_parameters_alone():
     conv = nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")
-    weight = conv.weight.numpy().copy()
+    weight = conv.weight.detach().numpy().copy()
     with pytest.raises(ValueError, match="Conv2d: expected input with 3 channels"):
         conv(_x(1, 2, 5, 5))
     with pytest.raises(ValueError, match="Conv2d: expected 3D or 4D input"):
@@ -456,4 +456,4 @@ def test_module_bad_input_names_the_module_and_leaves_parameters_alone():
         nn.Conv1d(3, 4, 5, padding=3, padding_mode="circular")(_x(1, 3, 2))
     with pytest.raises(TypeError, match="Conv1d: expected a floating-point input"):
         nn.Conv1d(3, 4, 3)(np.zeros((1, 3, 5), np.int32))
-    np.testing.assert_array_equal(conv.weight.numpy(), weight)
+    np.testing.assert_array_equal(conv.weight.detach().numpy(), weight)

@@ -103,7 +103,7 @@ def test_kaiming_formula_reproduces_torch_and_normlab(kind, shape, a, mode, nonl
         expected.uniform_(-bound, bound, generator=torch_seeded())
     else:
         expected.normal_(0.0, std, generator=torch_seeded())
-    np.testing.assert_allclose(t.numpy(), expected.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(t.detach().numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-15)
     # (2) normlab uses the same formula
     w = np.empty(shape)
     out = getattr(init, f"kaiming_{kind}_")(w, a=a, mode=mode, nonlinearity=nonlinearity, generator=seeded())
@@ -129,7 +129,7 @@ def test_xavier_formula_reproduces_torch_and_normlab(kind, gain, shape):
         expected.uniform_(-bound, bound, generator=torch_seeded(1))
     else:
         expected.normal_(0.0, std, generator=torch_seeded(1))
-    np.testing.assert_allclose(t.numpy(), expected.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(t.detach().numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-15)
     w = normlab.zeros(*shape, dtype=np.float64)
     out = getattr(init, f"xavier_{kind}_")(w, gain=gain, generator=seeded(1))
     assert out is w
@@ -163,7 +163,7 @@ def test_large_draws_have_torch_statistics(name, kwargs, expected_std, uniform):
     """Empirical std (and range for uniform draws) of 131072 samples, normlab and torch alike."""
     shape = (256, 512)
     ours = getattr(init, name)(np.empty(shape, dtype=np.float32), generator=seeded(3), **kwargs)
-    theirs = getattr(torch.nn.init, name)(torch.empty(shape), generator=torch_seeded(3), **kwargs).numpy()
+    theirs = getattr(torch.nn.init, name)(torch.empty(shape), generator=torch_seeded(3), **kwargs).detach().numpy()
     for values, who in [(ours, "normlab"), (theirs, "torch")]:
         assert values.dtype == np.float32, who
         assert abs(values.mean()) < 4 * expected_std / math.sqrt(values.size), who
@@ -206,7 +206,7 @@ def test_orthogonal_is_orthogonal_with_gain(shape, gain, dtype):
     # and torch's orthogonal_ has the same property
     t = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=gain).reshape(rows, -1)
     tgram = t.T @ t if rows >= t.shape[1] else t @ t.T
-    np.testing.assert_allclose(tgram.numpy(), gain ** 2 * np.eye(gram.shape[0]), atol=1e-12 * gain ** 2)
+    np.testing.assert_allclose(tgram.detach().numpy(), gain ** 2 * np.eye(gram.shape[0]), atol=1e-12 * gain ** 2)
 
 
 @pytest.mark.parametrize("shape", [(6, 4), (4, 6)])
@@ -248,7 +248,7 @@ def test_zeros_ones_constant_eye(container):
         np.testing.assert_array_equal(values(x), np.full((3, 4), expected, dtype=np.float32))
     x = make(3, 5)
     init.eye_(x)
-    np.testing.assert_array_equal(values(x), torch.nn.init.eye_(torch.empty(3, 5)).numpy())
+    np.testing.assert_array_equal(values(x), torch.nn.init.eye_(torch.empty(3, 5)).detach().numpy())
     with pytest.raises(ValueError):
         init.eye_(make(2, 2, 2))
 
@@ -272,7 +272,7 @@ def test_normal_and_uniform_statistics():
 def test_trunc_normal_matches_torch_distribution():
     ours = init.trunc_normal_(np.empty(200_000), mean=0.5, std=1.0, a=-1.0, b=1.5, generator=seeded(8))
     theirs = torch.nn.init.trunc_normal_(torch.empty(200_000, dtype=torch.float64), mean=0.5, std=1.0, a=-1.0,
-                                         b=1.5, generator=torch_seeded(8)).numpy()
+                                         b=1.5, generator=torch_seeded(8)).detach().numpy()
     assert ours.min() >= -1.0 and ours.max() <= 1.5
     assert ours.mean() == pytest.approx(theirs.mean(), abs=0.01)
     assert ours.std() == pytest.approx(theirs.std(), rel=0.01)

@@ -114,7 +114,7 @@ def test_torch_increments_num_batches_tracked_before_raising_and_we_do_not():
 def test_one_value_per_channel_is_fine_in_eval():
     layer = nn.BatchNorm1d(3).eval()
     y = layer(np.full((1, 3), 2.0, np.float32))
-    np.testing.assert_allclose(y.numpy(), 2.0 / np.sqrt(1 + 1e-5), rtol=1e-6)
+    np.testing.assert_allclose(y.detach().numpy(), 2.0 / np.sqrt(1 + 1e-5), rtol=1e-6)
     assert int(layer.num_batches_tracked.data) == 0
 
 
@@ -145,7 +145,7 @@ def test_instance_norm_without_affine_only_warns_on_channel_mismatch_like_torch(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = torch.nn.InstanceNorm1d(3)(torch.from_numpy(x))
-    np.testing.assert_allclose(y.numpy(), expected.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(y.detach().numpy(), expected.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_group_norm_constructor_checks():
@@ -180,7 +180,6 @@ def _stats():
     (dict(bias=np.ones((1, 3))), ValueError, ["batch_norm", "bias", "(3,)", "(1, 3)"]),
     (dict(input=np.ones((1, 3, 1))), ValueError, ["batch_norm", "more than 1 value per channel"]),
     (dict(input=np.ones(3)), ValueError, ["batch_norm", "at least 2 dimensions", "1D"]),
-    (dict(input=np.ones((0, 3))), ValueError, ["batch_norm", "non-empty", "(0, 3)"]),
     (dict(input=np.ones((4, 3), bool)), TypeError, ["batch_norm", "bool"]),
     (dict(eps=-1.0), ValueError, ["batch_norm", "eps"]),
     (dict(momentum="0.1"), TypeError, ["batch_norm", "momentum"]),
@@ -254,7 +253,7 @@ def test_naive_variance_fails_on_the_stability_data(rng):
 def test_float32_mean_1e4_std_1_normalizes_to_unit_variance(layer, shape, axes, rng):
     module = layer()
     x = _far_from_zero(shape, rng)
-    y = module(x).numpy().astype(np.float64)
+    y = module(x).detach().numpy().astype(np.float64)
     if isinstance(module, nn.GroupNorm):
         y = y.reshape(shape[0], 2, -1)
         axes = (2,)

@@ -25,14 +25,20 @@ def _t(array, requires_grad=False):
 
 # ---------------------------------------------------------------------------- signatures
 
+#: normlab's own keyword arguments after torch's (each defaults to torch's behaviour)
+EXTRAS = {"batch_norm": ["mask"]}
+
+
 @pytest.mark.parametrize("name", ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"])
 def test_signature_is_torchs(name):
     ours = inspect.signature(getattr(F, name)).parameters
     theirs = inspect.signature(getattr(TF, name)).parameters
     public = [p for p in ours.values() if not p.name.startswith("_")]
-    assert [p.name for p in public] == list(theirs)
-    for p in public:
+    assert [p.name for p in public] == list(theirs) + EXTRAS.get(name, [])
+    for p in public[:len(theirs)]:
         assert p.default == theirs[p.name].default, f"{name}({p.name}=...) default differs from torch"
+    for p in public[len(theirs):]:
+        assert p.default is None, f"{name}({p.name}=...) must default to torch's behaviour (None)"
 
 
 def test_batch_renorm_signature():
@@ -52,7 +58,7 @@ def test_batch_norm_updates_running_stats_in_place_like_torch(container, dtype, 
     mean, var = np.zeros(channels, dtype), np.ones(channels, dtype)
     ours_mean, ours_var = (mean.copy(), var.copy()) if container == "ndarray" else \
         (normlab.tensor(mean), normlab.tensor(var))
-    arrays = (ours_mean, ours_var) if container == "ndarray" else (ours_mean.data, ours_var.data)
+    arrays = (ours_mean, ours_var) if container == "ndarray" else (np.asarray(ours_mean), np.asarray(ours_var))
     torch_mean, torch_var = torch.tensor(mean, dtype=torch.float64), torch.tensor(var, dtype=torch.float64)
     weight, bias = rng.standard_normal(channels), rng.standard_normal(channels)
     for step, (n, momentum) in enumerate([(4, 0.1), (2, 0.5), (7, 1.0), (3, 0.0)]):
@@ -64,7 +70,7 @@ def test_batch_norm_updates_running_stats_in_place_like_torch(container, dtype, 
         assert_close(y, y_torch, dtype, f"step {step} output")
         assert_close(arrays[0], torch_mean, dtype, f"step {step} running_mean")
         assert_close(arrays[1], torch_var, dtype, f"step {step} running_var")
-    current = (ours_mean, ours_var) if container == "ndarray" else (ours_mean.data, ours_var.data)
+    current = (ours_mean, ours_var) if container == "ndarray" else (np.asarray(ours_mean), np.asarray(ours_var))
     assert all(a is b for a, b in zip(current, arrays)), "the very same arrays must be updated"
     x = rng.standard_normal((2, channels, 5)).astype(dtype)
     before = [a.copy() for a in arrays]
@@ -109,8 +115,8 @@ def test_rms_norm_eps_none_is_machine_epsilon(dtype, rng):
     expected = TF.rms_norm(torch.tensor(x, dtype=torch_dtype), [6], torch.tensor(weight, dtype=torch_dtype))
     assert_close(y, expected, dtype, "rms_norm with eps=None")
     explicit = F.rms_norm(x, 6, weight, eps=float(np.finfo(dtype).eps))
-    np.testing.assert_array_equal(y.numpy(), explicit.numpy())
-    assert not np.allclose(y.numpy(), F.rms_norm(x, 6, weight, eps=1e-12).numpy(), rtol=1e-3)
+    np.testing.assert_array_equal(y.detach().numpy(), explicit.detach().numpy())
+    assert not np.allclose(y.detach().numpy(), F.rms_norm(x, 6, weight, eps=1e-12).detach().numpy(), rtol=1e-3)
 
 
 @pytest.mark.parametrize("normalized_shape", [4, (4,), [3, 4], (2, 3, 4)])
@@ -138,11 +144,11 @@ def test_output_without_autograd_equals_output_with_autograd(rng):
                  lambda v: F.group_norm(v, 3, weight, bias),
                  lambda v: F.layer_norm(v, 5, np.arange(5, dtype=np.float32), np.ones(5, np.float32)),
                  lambda v: F.rms_norm(v, 5, np.arange(5, dtype=np.float32))):
-        plain = call(x).numpy()
+        plain = call(x).detach().numpy()
         tracked = call(normlab.tensor(x, requires_grad=True))
         with normlab.no_grad():
-            no_grad = call(normlab.tensor(x, requires_grad=True)).numpy()
-        np.testing.assert_array_equal(plain, tracked.numpy())
+            no_grad = call(normlab.tensor(x, requires_grad=True)).detach().numpy()
+        np.testing.assert_array_equal(plain, tracked.detach().numpy())
         np.testing.assert_array_equal(plain, no_grad)
 
 
@@ -166,13 +172,18 @@ def test_backward_skips_gradients_nobody_asked_for(rng):
     np.testing.assert_allclose(w.grad, full[1], rtol=1e-12)
 
 
-def test_saved_state_is_x_hat_and_rstd(rng):
+def test_saved_state_is_the_input_itself_with_mean_and_rstd(rng):
+    """The smallest state: x by reference (no copy), float64 mean and rstd; never x_hat, never the output."""
     x = rng.standard_normal((4, 3, 5)) * 2 + 1
-    _, saved = ops.batch_norm_forward(x, np.ones(3), np.zeros(3), training=True)
-    expected_rstd = 1 / np.sqrt(x.var(axis=(0, 2)) + 1e-5)
-    np.testing.assert_allclose(saved.rstd, expected_rstd, rtol=1e-12)
-    np.testing.assert_allclose(saved.x_hat.reshape(x.shape),
-                               (x - x.mean(axis=(0, 2), keepdims=True)) * expected_rstd[:, None], rtol=1e-12)
+    y, saved = ops.batch_norm_forward(x, np.ones(3), np.zeros(3), training=True)
+    assert np.shares_memory(saved.x3, x) and saved.x3.shape == (4, 3, 5)
+    np.testing.assert_allclose(saved.mean, x.mean(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(saved.rstd, 1 / np.sqrt(x.var(axis=(0, 2)) + 1e-5), rtol=1e-12)
+    assert not np.shares_memory(y, x)
+    x2 = rng.standard_normal((6, 8))
+    y2, row_saved = ops.layer_norm_forward(x2, np.ones(8), np.zeros(8))
+    assert np.shares_memory(row_saved.x2, x2) and not np.shares_memory(y2, x2)
+    np.testing.assert_allclose(row_saved.rstd, 1 / np.sqrt(x2.var(axis=1) + 1e-5), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------- numerical gradients (float64)
@@ -184,7 +195,7 @@ def _check_gradients(call, inputs: dict, rng, what: str) -> None:
     tensors = {name: normlab.tensor(a, requires_grad=True) for name, a in arrays.items()}
     call(**tensors).backward(dy)
     for name, array in arrays.items():
-        numeric = numerical_gradient(lambda: float(np.sum(call(**arrays).numpy() * dy)), array)
+        numeric = numerical_gradient(lambda: float(np.sum(call(**arrays).detach().numpy() * dy)), array)
         np.testing.assert_allclose(tensors[name].grad, numeric, rtol=1e-6, atol=1e-8,
                                    err_msg=f"{what}: d/d{name}")
 

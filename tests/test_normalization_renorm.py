@@ -84,7 +84,7 @@ def test_equals_batch_norm_exactly_with_r_max_1_d_max_0(kind, shapes, kwargs, dt
         dy = random_upstream(shape, dtype, rng)
         xr, xb = normlab.tensor(x, requires_grad=True), normlab.tensor(x, requires_grad=True)
         yr, yb = renorm(xr), batchnorm(xb)
-        np.testing.assert_array_equal(yr.numpy(), yb.numpy(), err_msg=f"step {step} output")
+        np.testing.assert_array_equal(yr.detach().numpy(), yb.detach().numpy(), err_msg=f"step {step} output")
         yr.backward(dy)
         yb.backward(dy)
         np.testing.assert_array_equal(xr.grad, xb.grad, err_msg=f"step {step} input gradient")
@@ -185,7 +185,7 @@ def test_r_and_d_receive_no_gradient(rng):
     def moving():  # y as the forward computes it, r and d recomputed from x
         y = F.batch_renorm(x, running_mean.copy(), running_var.copy(), weight, bias, training=True,
                            r_max=r_max, d_max=d_max)
-        return float(np.sum(y.numpy() * dy))
+        return float(np.sum(y.detach().numpy() * dy))
 
     np.testing.assert_allclose(xt.grad, numerical_gradient(frozen, x), rtol=1e-6, atol=1e-8)
     assert not np.allclose(xt.grad, numerical_gradient(moving, x), rtol=1e-3, atol=1e-4), \
@@ -202,7 +202,7 @@ def test_numerical_gradients_when_r_and_d_are_clipped(rng):
         return F.batch_renorm(values, np.zeros(2), np.ones(2), weight, bias, training=True, r_max=1.5, d_max=0.5)
     xt = normlab.tensor(x, requires_grad=True)
     call(xt).backward(dy)
-    numeric = numerical_gradient(lambda: float(np.sum(call(x).numpy() * dy)), x)
+    numeric = numerical_gradient(lambda: float(np.sum(call(x).detach().numpy() * dy)), x)
     np.testing.assert_allclose(xt.grad, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -216,9 +216,9 @@ def test_weight_and_bias_numerical_gradients(rng):
         return F.batch_renorm(x, stats[0].copy(), stats[1].copy(), w, b, training=True, r_max=2.0, d_max=1.0)
     wt, bt = normlab.tensor(weight, requires_grad=True), normlab.tensor(bias, requires_grad=True)
     call(wt, bt).backward(dy)
-    np.testing.assert_allclose(wt.grad, numerical_gradient(lambda: float(np.sum(call(weight, bias).numpy() * dy)),
+    np.testing.assert_allclose(wt.grad, numerical_gradient(lambda: float(np.sum(call(weight, bias).detach().numpy() * dy)),
                                                            weight), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(bt.grad, numerical_gradient(lambda: float(np.sum(call(weight, bias).numpy() * dy)),
+    np.testing.assert_allclose(bt.grad, numerical_gradient(lambda: float(np.sum(call(weight, bias).detach().numpy() * dy)),
                                                            bias), rtol=1e-6, atol=1e-8)
 
 
@@ -242,4 +242,4 @@ def test_eval_is_batch_norm_eval(rng):
         layer.running_var.data[...] = [0.5, 2.0, 4.0]
         layer.eval()
     x = rng.standard_normal((4, 3))
-    np.testing.assert_array_equal(renorm(x).numpy(), batchnorm(x).numpy())
+    np.testing.assert_array_equal(renorm(x).detach().numpy(), batchnorm(x).detach().numpy())

@@ -27,7 +27,7 @@ def check_against_torch(ours, theirs, x, dtype, rng, what=""):
     y.backward(dy)
     assert xt.grad.dtype == dtype
     close(xt.grad, tdx, dtype, f"input gradient {what}", scale=tdx_scale)
-    return y.numpy(), xt.grad, dy
+    return y.detach().numpy(), xt.grad, dy
 
 
 # ---------------------------------------------------------------- avg_pool
@@ -54,7 +54,7 @@ def test_avg_pool_divisor_of_a_ceil_window_past_the_right_padding(ceil_mode, cou
     # L=6, k=3, s=2, p=1: with ceil_mode the last window covers positions 5, 6, 7 -- 6 is the right
     # padding (counted only with count_include_pad), 7 lies beyond it and is never counted.
     x = rng.standard_normal((1, 1, 6))
-    y = F.avg_pool1d(x, 3, 2, 1, ceil_mode=ceil_mode, count_include_pad=count_include_pad).numpy()
+    y = F.avg_pool1d(x, 3, 2, 1, ceil_mode=ceil_mode, count_include_pad=count_include_pad).detach().numpy()
     ty = TF.avg_pool1d(torch.tensor(x), 3, 2, 1, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
     close(y, ty, np.float64, "output")
     if ceil_mode:
@@ -120,7 +120,7 @@ def test_adaptive_avg_pool_matches_torch(dtype, case):
 def test_global_average_pooling_of_a_large_plane_in_float32(rng):
     # one window of 56*56 elements: the float64 accumulator keeps float32 close to the exact mean
     x = (rng.standard_normal((2, 3, 56, 56)) + 1e3).astype(np.float32)
-    y = F.adaptive_avg_pool2d(x, 1).numpy()
+    y = F.adaptive_avg_pool2d(x, 1).detach().numpy()
     np.testing.assert_allclose(y[..., 0, 0], x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-7)
 
 
@@ -175,7 +175,7 @@ def _numerical_check(op, x, rng):
     y = op(xt)
     dy = random_upstream(y.shape, np.float64, rng)
     y.backward(dy)
-    numeric = numerical_gradient(lambda: float(np.sum(op(x).numpy() * dy)), x)
+    numeric = numerical_gradient(lambda: float(np.sum(op(x).detach().numpy() * dy)), x)
     np.testing.assert_allclose(xt.grad, numeric, rtol=1e-6, atol=1e-8)
 
 

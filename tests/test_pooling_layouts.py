@@ -92,5 +92,5 @@ def test_dense_paths_keep_torchs_tie_and_nan_rules(shape, kwargs, path, rng):
     y, idx = (F.max_pool1d if n == 1 else F.max_pool2d)(xt, return_indices=True, **kwargs)
     y.backward(dy)
     close(y, ty, np.float32, "output")
-    np.testing.assert_array_equal(idx.numpy(), tidx.numpy(), err_msg="indices")
+    np.testing.assert_array_equal(idx.detach().numpy(), tidx.detach().numpy(), err_msg="indices")
     close(xt.grad, tdx, np.float32, "input gradient", scale=tdx_scale)

@@ -22,7 +22,7 @@ def backward_of(op_name, x, dy, *args, **kwargs):
     xt = normlab.tensor(x, requires_grad=True)
     y = FUNCTIONAL[op_name](xt, *args, **kwargs)
     y.backward(dy)
-    return y.numpy(), xt.grad
+    return y.detach().numpy(), xt.grad
 
 
 # ---------------------------------------------------------------- routing agrees with backward

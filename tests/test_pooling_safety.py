@@ -50,7 +50,7 @@ WRITE_INTO_INDICES = """
 
     t = normlab.tensor(x, requires_grad=True)
     y, indices = F.{op}(t, 2, return_indices=True)
-    indices.numpy()[...] = {value}          # a user scribbling over the returned indices
+    indices.detach().numpy()[...] = {value}          # a user scribbling over the returned indices
     y.backward(dy)
     assert np.array_equal(t.grad, reference.grad), "writing into the returned indices changed the gradient"
     print("ok")
@@ -72,15 +72,15 @@ def test_returned_indices_share_no_memory_with_saved_state(op, args, rng):
     x = distinct_input(shape, np.float64, rng)
     t = normlab.tensor(x, requires_grad=True)
     y, indices = getattr(F, op)(t, *args, return_indices=True)
-    expected = indices.numpy().copy()
+    expected = indices.detach().numpy().copy()
     dy = random_upstream(y.shape, np.float64, rng)
-    indices.numpy()[...] = 0
-    y.numpy()[...] = 123.0                  # the output is the caller's too
+    indices.detach().numpy()[...] = 0
+    y.detach().numpy()[...] = 123.0                  # the output is the caller's too
     y.backward(dy)
     fresh = normlab.tensor(x, requires_grad=True)
     y2, indices2 = getattr(F, op)(fresh, *args, return_indices=True)
     y2.backward(dy)
-    np.testing.assert_array_equal(indices2.numpy(), expected)
+    np.testing.assert_array_equal(indices2.detach().numpy(), expected)
     np.testing.assert_array_equal(t.grad, fresh.grad)
 
 
@@ -94,7 +94,7 @@ def test_writing_into_the_output_does_not_change_a_split_backward(op, rng):
     op(reference, 2, tie="split").backward(dy)
     t = normlab.tensor(x, requires_grad=True)
     y = op(t, 2, tie="split")
-    y.numpy()[...] = 7.0
+    y.detach().numpy()[...] = 7.0
     y.backward(dy)
     np.testing.assert_array_equal(t.grad, reference.grad)
 
@@ -110,13 +110,13 @@ UNPOOL_INDICES_CHANGED_AFTER_FORWARD = """
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 8, 8))
     y, indices = F.max_pool2d(x, 2, return_indices=True)
-    index = indices.numpy().copy()
+    index = indices.detach().numpy().copy()
     dy = rng.standard_normal((2, 3, 8, 8))
 
-    reference = normlab.tensor(y.numpy(), requires_grad=True)
+    reference = normlab.tensor(y.detach().numpy(), requires_grad=True)
     F.max_unpool2d(reference, index.copy(), 2).backward(dy)
 
-    t = normlab.tensor(y.numpy(), requires_grad=True)
+    t = normlab.tensor(y.detach().numpy(), requires_grad=True)
     out = F.max_unpool2d(t, index, 2)
     index[...] = {value}                     # changed between forward and backward
     out.backward(dy)
@@ -149,8 +149,8 @@ def test_max_unpool_refuses_out_of_range_indices_like_torch(n, bad):
 def test_max_unpool_takes_any_integer_indices(dtype, rng):
     x = distinct_input((2, 3, 6, 6), np.float64, rng)
     y, indices = F.max_pool2d(x, 2, return_indices=True)
-    expected = F.max_unpool2d(y, indices, 2).numpy()
-    np.testing.assert_array_equal(F.max_unpool2d(y, indices.numpy().astype(dtype), 2).numpy(), expected)
+    expected = F.max_unpool2d(y, indices, 2).detach().numpy()
+    np.testing.assert_array_equal(F.max_unpool2d(y, indices.detach().numpy().astype(dtype), 2).detach().numpy(), expected)
 
 
 # ---------------------------------------------------------------- inputs a user hands over

@@ -28,12 +28,31 @@ Rules an op follows:
   hand a fresh array to a leaf's ``.grad`` without copying it);
 * forward may return a tuple of arrays; integer and boolean outputs (indices,
   masks) do not carry gradient. A multi-output backward receives ``None`` for
-  an output whose gradient never reached the loss.
+  an output whose gradient never reached the loss;
+* forward may keep references to its input arrays (no copy needed), but never
+  returns an array that it also keeps for backward: a caller who writes into
+  an output must not be able to change a later backward.
+
+In-place changes and saved arrays (torch's rule). Every Tensor carries a
+version counter, bumped by each in-place change made through normlab
+(in-place methods, item assignment, ``t.data = ...``, optimizer steps,
+``nn.init``); views share their base's counter. ``apply`` looks at what the
+forward kept (the Function's attributes, one or two levels deep) and, for
+every input or output whose array it kept, remembers the version;
+``backward`` refuses to run if one changed since::
+
+    one of the variables needed for gradient computation has been modified
+    by an inplace operation: ...
+
+Writing straight into the NumPy array behind a tensor (``np.asarray(t)[...] =``,
+or through ``t.data``, which shares memory but not the counter) is an
+untracked escape hatch, as torch's ``.data`` is.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from normlab._checks import NUMERIC_KINDS, not_numeric
 from normlab.autograd.grad_mode import is_grad_enabled
 
 
@@ -42,6 +61,9 @@ class Function:
 
     #: True for every positional input that requires grad (set by ``apply``).
     needs_input_grad: tuple[bool, ...] = ()
+
+    #: May a positional input be None (an absent optional input, such as a bias)?
+    accepts_none: bool = True
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -55,27 +77,68 @@ class Function:
         from normlab.autograd.tensor import Tensor
 
         fn = cls()
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        arrays = [a._data if isinstance(a, Tensor) else _operand(a, cls.accepts_none) for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = is_grad_enabled() and any(needs)
+        record = any(needs) and is_grad_enabled()
         fn.needs_input_grad = needs
         raw = fn.forward(*arrays, **kwargs)
         single = not isinstance(raw, tuple)
         outputs = (raw,) if single else raw
-        if record:
-            fn.inputs = args
-            fn.num_outputs = len(outputs)
-            fn.output_hooks = {}
+        tensor_inputs = [(a, _owner(a._data)) for a in args if isinstance(a, Tensor)]
         wrapped = []
         for index, out in enumerate(outputs):
             out = np.asarray(out)
             differentiable = record and out.dtype.kind in "fc"
             t = Tensor(out, requires_grad=differentiable)
+            root = _owner(out)
+            for inp, inp_root in tensor_inputs:
+                if inp_root is root:  # a view of an input: one memory, one version counter
+                    t._version_counter = inp._version_counter
+                    t._base = inp if inp._base is None else inp._base
+                    break
             if differentiable:
                 t._creator = fn
                 t._output_index = index
             wrapped.append(t)
+        if record:
+            fn.saved_versions = _saved_versions(fn, args, wrapped)
+            fn.inputs = args
+            # The graph edge of each input as it is now: an in-place change
+            # made later re-points the tensor, not what this node consumed.
+            fn.edges = tuple((a._creator, a._output_index) if need else None for a, need in zip(args, needs))
+            fn.num_outputs = len(outputs)
+            fn.output_hooks = {}
         return wrapped[0] if single else tuple(wrapped)
+
+
+def _operand(value, accepts_none: bool):
+    """A positional input that is not a Tensor, as forward receives it; anything non-numeric raises TypeError.
+
+    A NumPy scalar acts like a Python number (torch's weak scalars): float32
+    tensor / np.int64(3) stays float32, where NumPy would promote. Sequences
+    and other array-likes become arrays; strings, None (unless the op takes an
+    optional input) and object arrays are refused, naming the function the user
+    called rather than failing inside a NumPy ufunc.
+    """
+    if isinstance(value, (bool, int, float, complex)):
+        return value
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in NUMERIC_KINDS:
+            raise not_numeric(value)
+        return value.item()
+    if value is None:
+        if accepts_none:
+            return None
+        raise not_numeric(value)
+    if isinstance(value, (str, bytes)):
+        raise not_numeric(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise not_numeric(value) from None
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise not_numeric(value)
+    return array
 
 
 def from_op(name: str, forward, backward, doc: str | None = None) -> type[Function]:
@@ -97,21 +160,77 @@ def from_op(name: str, forward, backward, doc: str | None = None) -> type[Functi
                                     "__doc__": doc or f"Autograd wrapper of ``{forward.__module__}.{forward.__name__}``."})
 
 
+# ----------------------------------------------------------------------------
+# What a Function kept, and whether it changed since
+# ----------------------------------------------------------------------------
+
+def _owner(array) -> object:
+    """The array at the root of ``array``'s chain of views (``array`` itself if it is no view).
+
+    Two arrays can share memory only if they have the same root: its own
+    ``base``, if any, is not an array but a Numba allocation or a buffer that
+    only this root refers to.
+    """
+    while isinstance(array, np.ndarray) and isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _kept_arrays(value, found: set, depth: int = 0) -> None:
+    """Add the ids of the roots of every array in ``value`` (containers and saved records, 3 levels)."""
+    if isinstance(value, np.ndarray):
+        found.add(id(_owner(value)))
+    elif depth >= 3 or value is None or isinstance(value, (str, bytes, int, float, bool, np.generic)):
+        return
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _kept_arrays(item, found, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _kept_arrays(item, found, depth + 1)
+    elif hasattr(value, "__dataclass_fields__") or hasattr(type(value), "__slots__"):
+        # A saved record (NamedTuples are tuples, handled above).
+        names = getattr(value, "__dataclass_fields__", None) or type(value).__slots__
+        for name in names:
+            _kept_arrays(getattr(value, name, None), found, depth + 1)
+
+
+def _saved_versions(fn: Function, inputs: tuple, outputs: list) -> tuple:
+    """``(tensor, version, role)`` for every input and output whose array ``fn`` kept."""
+    from normlab.autograd.tensor import Tensor
+
+    kept: set = set()
+    for name, value in vars(fn).items():
+        if name != "needs_input_grad":
+            _kept_arrays(value, kept)
+    if not kept:
+        return ()
+    saved = [(t, t._version, f"input {i}") for i, t in enumerate(inputs)
+             if isinstance(t, Tensor) and id(_owner(t._data)) in kept]
+    saved += [(t, t._version, f"output {i}") for i, t in enumerate(outputs) if id(_owner(t._data)) in kept]
+    return tuple(saved)
+
+
+def _check_saved_versions(fn: Function) -> None:
+    for tensor, version, role in fn.saved_versions:
+        if tensor._version != version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [{tensor.dtype} tensor of shape {tuple(tensor.shape)}], which is {role} of "
+                f"{type(fn).__name__}Backward, is at version {tensor._version}; expected version {version} "
+                "instead. Hint: find the in-place change (a method ending in _, item assignment, an "
+                "optimizer step) between the forward and this backward and make it out of place."
+            )
+
+
+# ----------------------------------------------------------------------------
+# The backward engine
+# ----------------------------------------------------------------------------
+
 def _accumulate(current, new):
     # Never add in place: ``current`` may be a read-only broadcast view or an
     # array that an op's backward still owns.
     return new if current is None else current + new
-
-
-def _owner(array: np.ndarray) -> np.ndarray:
-    """The array at the root of ``array``'s chain of views.
-
-    Its own ``base``, if any, is not an array: a Numba allocation (``MemInfo``)
-    or a buffer, which only this root refers to.
-    """
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
 
 
 def _exclusive(g: np.ndarray, in_grads: tuple, out_grads: list) -> bool:
@@ -137,8 +256,6 @@ def _topological_order(root_fn: Function) -> list[Function]:
     Iterative depth-first search, so graphs as deep as a long unrolled RNN do
     not hit Python's recursion limit.
     """
-    from normlab.autograd.tensor import Tensor
-
     order: list[Function] = []
     visited: set[int] = set()
     stack: list[tuple[Function, bool]] = [(root_fn, False)]
@@ -151,31 +268,72 @@ def _topological_order(root_fn: Function) -> list[Function]:
             continue
         visited.add(id(fn))
         stack.append((fn, True))
-        for inp in fn.inputs:
-            if isinstance(inp, Tensor) and inp._creator is not None and id(inp._creator) not in visited:
-                stack.append((inp._creator, False))
+        for edge in fn.edges:
+            if edge is not None and edge[0] is not None and id(edge[0]) not in visited:
+                stack.append((edge[0], False))
     return order
 
 
-def run_backward(root, grad: np.ndarray) -> None:
-    """Propagate ``grad`` (d loss / d root) to every leaf that requires grad."""
+def _run_hooks(hooks, g: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Call each hook with the gradient as a Tensor; a returned value replaces it. Also: was it replaced?"""
     from normlab.autograd.tensor import Tensor
 
+    replaced_any = False
+    for hook in hooks:
+        replaced = hook(Tensor(g))
+        if replaced is not None:
+            g = replaced._data if isinstance(replaced, Tensor) else np.asarray(replaced)
+            replaced_any = True
+    return g, replaced_any
+
+
+def _leaves_finishing(order: list[Function]) -> dict[int, list]:
+    """Step in ``order`` -> the leaves with post-accumulate-grad hooks that the Function at that step feeds last."""
+    last: dict[int, tuple] = {}
+    for step, fn in enumerate(order):
+        for inp, edge in zip(fn.inputs, fn.edges):
+            if edge is not None and edge[0] is None and inp._post_accumulate_grad_hooks:
+                last[id(inp)] = (step, inp)
+    finishing: dict[int, list] = {}
+    for step, leaf in last.values():
+        finishing.setdefault(step, []).append(leaf)
+    return finishing
+
+
+def _run_post_accumulate_grad_hooks(leaves, reached: set) -> None:
+    """Call ``hook(leaf)`` for each leaf whose ``.grad`` received this backward's gradient."""
+    for leaf in leaves:
+        if id(leaf) in reached:
+            for hook in list(leaf._post_accumulate_grad_hooks):
+                hook(leaf)
+
+
+def run_backward(root, grad: np.ndarray) -> None:
+    """Propagate ``grad`` (d loss / d root) to every leaf that requires grad.
+
+    A leaf's post-accumulate-grad hooks run once, right after the last
+    Function that feeds it has added its gradient (torch's
+    ``register_post_accumulate_grad_hook``; DistributedDataParallel starts
+    its gradient reductions from them while the backward goes on).
+    """
     if root._creator is None:  # a leaf: its gradient is the seed itself
         root._accumulate_leaf(grad)
+        _run_post_accumulate_grad_hooks([root], {id(root)})
         return
     pending: dict[int, list] = {id(root._creator): [None] * root._creator.num_outputs}
     pending[id(root._creator)][root._output_index] = grad
-    for fn in reversed(_topological_order(root._creator)):
+    order = list(reversed(_topological_order(root._creator)))
+    finishing = _leaves_finishing(order) if root._post_accumulate_grad_hooks_used else {}
+    reached: set[int] = set()
+    for step, fn in enumerate(order):
         out_grads = pending.pop(id(fn), None)
         if out_grads is None or all(g is None for g in out_grads):
+            _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)
             continue
         for index, hooks in fn.output_hooks.items():
-            for hook in hooks:
-                if out_grads[index] is not None:
-                    replaced = hook(out_grads[index])
-                    if replaced is not None:
-                        out_grads[index] = np.asarray(replaced)
+            if out_grads[index] is not None:
+                out_grads[index], _ = _run_hooks(hooks, out_grads[index])
+        _check_saved_versions(fn)
         in_grads = fn.backward(*out_grads)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
@@ -183,8 +341,8 @@ def run_backward(root, grad: np.ndarray) -> None:
             raise RuntimeError(
                 f"{type(fn).__name__}.backward returned {len(in_grads)} gradients for {len(fn.inputs)} inputs"
             )
-        for inp, g in zip(fn.inputs, in_grads):
-            if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
+        for inp, edge, g in zip(fn.inputs, fn.edges, in_grads):
+            if g is None or edge is None:
                 continue
             g = np.asarray(g)
             if g.shape != inp.shape:
@@ -194,8 +352,11 @@ def run_backward(root, grad: np.ndarray) -> None:
                 )
             if g.dtype != inp.dtype:
                 g = g.astype(inp.dtype)
-            if inp._creator is None:
+            creator, output_index = edge
+            if creator is None:
                 inp._accumulate_leaf(g, exclusive=_exclusive(g, in_grads, out_grads))
+                reached.add(id(inp))
             else:
-                slot = pending.setdefault(id(inp._creator), [None] * inp._creator.num_outputs)
-                slot[inp._output_index] = _accumulate(slot[inp._output_index], g)
+                slot = pending.setdefault(id(creator), [None] * creator.num_outputs)
+                slot[output_index] = _accumulate(slot[output_index], g)
+        _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)

@@ -38,8 +38,11 @@ def _array(tensor) -> np.ndarray:
 
 
 def _fill(tensor, values):
+    """Write ``values`` into ``tensor`` in place (outside autograd, as torch's init runs under no_grad)."""
     target = _array(tensor)
     target[...] = values
+    if isinstance(tensor, Tensor):
+        tensor._bump_version()
     return tensor
 
 

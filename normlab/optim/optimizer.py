@@ -193,7 +193,8 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad[...] = 0
+                    p.grad._data[...] = 0
+                    p.grad._bump_version()
 
     # --------------------------------------------------------------- step
     def step(self, closure=None):
@@ -213,6 +214,9 @@ class Optimizer:
                     )
         for group in self.param_groups:
             self._update_group(group)
+            for p in group["params"]:
+                if p.grad is not None:
+                    p._bump_version()  # an optimizer step is an in-place change (torch's rule)
         return loss
 
     @staticmethod

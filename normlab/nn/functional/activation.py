@@ -10,6 +10,15 @@ __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "silu", "soft
            "softmax", "log_softmax"]
 
 
+def _activate(function, input, inplace: bool, name: str, **config):
+    """``function`` applied to ``input``; with ``inplace`` the result is written into the input (torch's rules:
+    refused on a leaf that requires grad, recorded for backward, the input's version is bumped)."""
+    x = as_tensor(input)
+    if inplace:
+        return x._inplace(name, lambda source: function.apply(source, **config))
+    return function.apply(x, **config)
+
+
 def sigmoid(input):
     """1 / (1 + exp(-x)), computed without overflow."""
     return A.Sigmoid.apply(as_tensor(input))
@@ -20,24 +29,24 @@ def tanh(input):
 
 
 def relu(input, inplace: bool = False):
-    """max(x, 0). ``inplace`` is accepted for torch compatibility; normlab never mutates inputs."""
-    return A.ReLU.apply(as_tensor(input))
+    """max(x, 0); with ``inplace=True`` the result overwrites ``input`` (as torch)."""
+    return _activate(A.ReLU, input, inplace, "relu")
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
-    return A.LeakyReLU.apply(as_tensor(input), negative_slope=float(negative_slope))
+    return _activate(A.LeakyReLU, input, inplace, "leaky_relu", negative_slope=float(negative_slope))
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False):
-    return A.ELU.apply(as_tensor(input), alpha=float(alpha))
+    return _activate(A.ELU, input, inplace, "elu", alpha=float(alpha))
 
 
 def selu(input, inplace: bool = False):
-    return A.SELU.apply(as_tensor(input))
+    return _activate(A.SELU, input, inplace, "selu")
 
 
 def silu(input, inplace: bool = False):
-    return A.SiLU.apply(as_tensor(input))
+    return _activate(A.SiLU, input, inplace, "silu")
 
 
 def softplus(input, beta: float = 1.0, threshold: float = 20.0):

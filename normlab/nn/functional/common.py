@@ -55,4 +55,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     x = as_tensor(input)
     if not training or p == 0.0:
         return x if isinstance(input, Tensor) else Tensor(x._data)
-    return _Dropout.apply(x, p=p, generator=generator or default_generator())
+    generator = generator or default_generator()
+    if inplace:
+        return x._inplace("dropout", lambda source: _Dropout.apply(source, p=p, generator=generator))
+    return _Dropout.apply(x, p=p, generator=generator)

@@ -17,7 +17,7 @@ class Dropout(Module):
         self.inplace = inplace
 
     def forward(self, input):
-        return dropout(input, self.p, self.training)
+        return dropout(input, self.p, self.training, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

@@ -125,7 +125,8 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None)
     # An infinite total gives a coefficient of 0 and inf * 0 = NaN, exactly as in torch: no warning.
     with np.errstate(invalid="ignore"):
         for g in grads:
-            g *= g.dtype.type(clip_coef_clamped)
+            g._data *= g.dtype.type(clip_coef_clamped)
+            g._bump_version()
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
@@ -145,8 +146,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     >>> w.grad = np.array([3.0, 4.0])
     >>> nn.utils.clip_grad_norm_(w, max_norm=1.0).item()
     5.0
-    >>> np.round(w.grad, 4)
-    array([0.6, 0.8])
+    >>> w.grad
+    tensor([0.6000, 0.8000], dtype=float64)
     """
     name = "clip_grad_norm_"
     params = _tensors(name, parameters)
@@ -167,7 +168,7 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     >>> w = normlab.tensor(np.zeros(3), requires_grad=True)
     >>> w.grad = np.array([-2.0, 0.5, 3.0])
     >>> nn.utils.clip_grad_value_(w, 1.0); w.grad
-    array([-1. ,  0.5,  1. ])
+    tensor([-1.0000,  0.5000,  1.0000], dtype=float64)
     """
     name = "clip_grad_value_"
     params = _tensors(name, parameters)
@@ -175,7 +176,8 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     for p in params:
         if p.grad is not None:
             g = p.grad
-            np.clip(g, g.dtype.type(-clip_value), g.dtype.type(clip_value), out=g)
+            np.clip(g._data, g.dtype.type(-clip_value), g.dtype.type(clip_value), out=g._data)
+            g._bump_version()
 
 
 def parameters_to_vector(parameters) -> Tensor:
@@ -202,4 +204,5 @@ def vector_to_parameters(vec, parameters) -> None:
     for p in params:
         n = p._data.size
         p._data[...] = vector[offset:offset + n].reshape(p.shape)
+        p._bump_version()
         offset += n

@@ -3,9 +3,9 @@
 Every kernel writes into arrays its caller allocated and runs its planes in
 blocks of BLOCK, one block per iteration of its ``prange`` loop: each plane is
 written by one thread only, so scatter-adds never race, and scratch space is
-allocated once per block. Each kernel exists serially and in parallel; a call
-runs in parallel only when its work (elements read and written) reaches
-PARALLEL_MIN_WORK.
+allocated once per block. Each kernel exists serially and in parallel
+(``ops._threading.parallel_kernel``): a call runs in parallel only when its
+work, the elements it reads and writes, is large enough to pay for the launch.
 
 A window's members are numbered ``code = i * kernel_w + j`` (member ``i`` of
 its height axis, ``j`` of its width axis; see ``geometry.Axis``). Max/min
@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import njit, prange
 
+from normlab.ops._threading import parallel_kernel
 from normlab.ops.pooling.geometry import Axis, Windows
 
 #: the kernel shapes (height, width) that get unrolled loops, compiled once each, for float32 (the training
@@ -44,33 +44,8 @@ from normlab.ops.pooling.geometry import Axis, Windows
 DENSE_KERNELS = ((1, 2), (1, 3), (2, 2), (3, 3))
 #: planes narrower than this many windows are laid side by side in a strip of about STRIP_WINDOWS
 STRIP_WINDOWS = 64
-#: elements (read + written) from which a kernel runs in parallel; below it, waking a second thread costs more
-#: than it saves (a parallel launch took ~300 us on the busy 2-core machine, a 6 x 7 x 7 pool ~10 us serially)
-PARALLEL_MIN_WORK = 1 << 20
 #: planes (or strips) per iteration of a kernel's parallel loop: scratch space is allocated once per block
 BLOCK = 8
-
-
-class _Kernel:
-    """A kernel compiled serially and in parallel from one source; a call picks the flavour by its work.
-
-    (The same call as ``parallel_kernel`` in the threading policy being written
-    on the norm branch, normlab/ops/_threading.py, which replaces this once merged.)
-    """
-
-    def __init__(self, function) -> None:
-        self.__wrapped__, self.__name__, self.__doc__ = function, function.__name__, function.__doc__
-        self.serial = njit(cache=True)(function)
-        self.parallel = njit(cache=True, parallel=True)(function)
-
-    def __call__(self, *args, work: int):
-        if work < PARALLEL_MIN_WORK or numba.get_num_threads() == 1:
-            return self.serial(*args)
-        return self.parallel(*args)
-
-
-def _parallel_kernel(function) -> _Kernel:
-    return _Kernel(function)
 
 
 def winner_dtype(windows: Windows):
@@ -287,6 +262,22 @@ def _empty_strip(strip, dx, p0, count, pad_h, pad_w, span):
                 plane[h, w] = strip[r, q * span + c] if r < strip.shape[0] and c < span else 0
 
 
+@njit(cache=True, inline="always")
+def _strip_extent(planes, batch, slots, stride, kernel_w):
+    """(span, width, groups) of strips of ``batch`` planes: the last slot's window may reach past the planes."""
+    span = slots * stride
+    return span, batch * span + max(0, kernel_w - stride), (planes + batch - 1) // batch
+
+
+@njit(cache=True, inline="always")
+def _slots_to_planes(values, out, p0, count, slots):
+    """``out[p0+q, oh, ow] = values[oh, q*slots + ow]``: a strip's window slots back to their planes."""
+    for q in range(count):
+        for oh in range(out.shape[1]):
+            for ow in range(out.shape[2]):
+                out[p0 + q, oh, ow] = values[oh, q * slots + ow]
+
+
 # ------------------------------------------------------------ max / min forward
 
 @njit(cache=True, inline="always")
@@ -322,7 +313,7 @@ def _extremum_rows(source, stride_h, stride_w, rows, cols, first_row, first_col,
                           y_rows[oh], winner_rows[oh])
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _extremum_dense(x, y, winner, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height, slots, batch,
                     direct, first_row, first_col, pad_value, sign):
     """y = each dense window's max (sign = 1) or min (sign = -1), winner = its member code.
@@ -332,11 +323,8 @@ def _extremum_dense(x, y, winner, rows, cols, stride_h, stride_w, pad_h, pad_w, 
     reports its first real member, as torch.
     Comparing ``v * sign`` makes min pooling max pooling of -x, exactly.
     """
-    planes = x.shape[0]
-    out_h, out_w = y.shape[1], y.shape[2]
-    span = slots * stride_w
-    strip_width = batch * span + max(0, len(cols) - stride_w)   # the last slot's window may reach past
-    groups = (planes + batch - 1) // batch
+    planes, out_h = x.shape[0], y.shape[1]
+    span, strip_width, groups = _strip_extent(planes, batch, slots, stride_w, len(cols))
     for block in prange(_blocks(groups)):
         strip = np.empty((1, 1) if direct else (strip_height, strip_width), dtype=x.dtype)
         y_slots = np.empty((out_h, batch * slots), dtype=y.dtype)
@@ -355,14 +343,11 @@ def _extremum_dense(x, y, winner, rows, cols, stride_h, stride_w, pad_h, pad_w, 
                 continue
             _extremum_rows(strip, stride_h, stride_w, rows, cols, first_row, first_col, pad_value, sign,
                            y_slots, winner_slots)
-            for q in range(count):
-                for oh in range(out_h):
-                    for ow in range(out_w):
-                        y[p0 + q, oh, ow] = y_slots[oh, q * slots + ow]
-                        winner[p0 + q, oh, ow] = winner_slots[oh, q * slots + ow]
+            _slots_to_planes(y_slots, y, p0, count, slots)
+            _slots_to_planes(winner_slots, winner, p0, count, slots)
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _extremum_general(x, y, winner, h_origin, h_start, h_end, h_step, w_origin, w_start, w_end, w_step,
                       kw, pad_value, sign, ignore_nan):
     """As ``_extremum_dense``, looping over the real members of any windows (dilated, adaptive, large)."""
@@ -397,7 +382,7 @@ def _extremum_general(x, y, winner, h_origin, h_start, h_end, h_step, w_origin, 
 
 # ------------------------------------------------------------ max / min backward
 
-@_parallel_kernel
+@parallel_kernel()
 def _scatter_to_winners(dy, winner, h_base, w_base, table, dx):
     """dx[plane] = 0, then dx[plane][h_base[oh] + w_base[ow] + table[code]] += dy: returns the count refused.
 
@@ -421,7 +406,7 @@ def _scatter_to_winners(dy, winner, h_base, w_base, table, dx):
     return refused
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _split_among_tied(dy, x, winner, h_origin, h_start, h_end, h_step, w_origin, w_start, w_end, w_step,
                      kw, dx):
     """dx = each window's dy shared equally among its members equal to its value (NaN equal to NaN).
@@ -485,15 +470,12 @@ def _mean_rows(source, stride_h, stride_w, rows, cols, divisor, y_rows):
             _mean_row(source, oh * stride_h, stride_w, rows, cols, divisor[oh], y_rows[oh])
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _mean_dense(x, y, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height, slots, batch, direct,
                 divisor):
     """y = (sum of each dense window, padding as zeros) / divisor (divisor per strip slot unless direct)."""
-    planes = x.shape[0]
-    out_h, out_w = y.shape[1], y.shape[2]
-    span = slots * stride_w
-    strip_width = batch * span + max(0, len(cols) - stride_w)   # the last slot's window may reach past
-    groups = (planes + batch - 1) // batch
+    planes, out_h = x.shape[0], y.shape[1]
+    span, strip_width, groups = _strip_extent(planes, batch, slots, stride_w, len(cols))
     for block in prange(_blocks(groups)):
         strip = np.empty((1, 1) if direct else (strip_height, strip_width), dtype=x.dtype)
         y_slots = np.empty((out_h, batch * slots), dtype=y.dtype)
@@ -508,13 +490,10 @@ def _mean_dense(x, y, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height
                 _mean_rows(strip, stride_h, stride_w, rows, cols, divisor, y[p0])
                 continue
             _mean_rows(strip, stride_h, stride_w, rows, cols, divisor, y_slots)
-            for q in range(count):
-                for oh in range(out_h):
-                    for ow in range(out_w):
-                        y[p0 + q, oh, ow] = y_slots[oh, q * slots + ow]
+            _slots_to_planes(y_slots, y, p0, count, slots)
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _mean_general(x, y, h_start, h_end, w_start, w_end, divisor):
     """As ``_mean_dense``, looping over each window's real members (adaptive or large windows)."""
     planes = x.shape[0]
@@ -560,7 +539,7 @@ def _spread_rows(target, stride_h, stride_w, rows, cols, dy_rows, divisor, sprea
             _spread_row(target, oh * stride_h, stride_w, rows, cols, dy_rows[oh], divisor[oh], spread)
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _spread_mean_dense(dy, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height, slots, direct, divisor,
                        dx):
     """dx = sum over the dense windows holding each element of dy / divisor (the padding's shares dropped).
@@ -568,8 +547,7 @@ def _spread_mean_dense(dy, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_h
     One plane at a time, spread into the plane itself or, when it is padded, into a padded copy.
     """
     planes = dy.shape[0]
-    span = slots * stride_w
-    strip_width = span + max(0, len(cols) - stride_w)
+    span, strip_width, _ = _strip_extent(planes, 1, slots, stride_w, len(cols))
     for block in prange(_blocks(planes)):
         strip = np.empty((1, 1) if direct else (strip_height, strip_width), dtype=dx.dtype)
         spread = np.empty(dx.shape[2] if direct else strip_width, dtype=dx.dtype)
@@ -581,7 +559,7 @@ def _spread_mean_dense(dy, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_h
                 _empty_strip(strip, dx, plane, 1, pad_h, pad_w, span)
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _spread_mean_general(dy, h_start, h_end, w_start, w_end, divisor, dx):
     """As ``_spread_mean_dense``, looping over each window's real members."""
     planes, out_h, out_w = dy.shape
@@ -601,7 +579,7 @@ def _spread_mean_general(dy, h_start, h_end, w_start, w_end, divisor, dx):
 
 # ------------------------------------------------------------ max unpooling
 
-@_parallel_kernel
+@parallel_kernel()
 def _place_at_indices(x, index, y):
     """y[plane] = 0, then y[plane, index[plane, i]] = x[plane, i] (in order: a repeated index keeps the last)."""
     planes, count = x.shape
@@ -619,7 +597,7 @@ def _place_at_indices(x, index, y):
     return refused
 
 
-@_parallel_kernel
+@parallel_kernel()
 def _gather_at_indices(dy, index, dx):
     """dx[plane, i] = dy[plane, index[plane, i]]."""
     planes, count = index.shape
