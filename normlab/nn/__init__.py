@@ -8,6 +8,7 @@ from normlab.nn.modules.activation import *  # noqa: F401,F403
 from normlab.nn.modules.container import *  # noqa: F401,F403
 from normlab.nn.modules.conv import *  # noqa: F401,F403
 from normlab.nn.modules.dropout import *  # noqa: F401,F403
+from normlab.nn.modules.embedding import *  # noqa: F401,F403
 from normlab.nn.modules.linear import *  # noqa: F401,F403
 from normlab.nn.modules.loss import *  # noqa: F401,F403
 from normlab.nn.modules.module import Module, Parameter  # noqa: F401
@@ -15,5 +16,6 @@ from normlab.nn.modules.normalization import *  # noqa: F401,F403
 from normlab.nn.modules.pooling import *  # noqa: F401,F403
 from normlab.nn.modules.rnn import *  # noqa: F401,F403
 from normlab.nn.modules.sync_batchnorm import *  # noqa: F401,F403
+from normlab.nn.modules.transformer import *  # noqa: F401,F403
 from normlab.nn import parallel  # noqa: F401,E402  (after the modules it wraps)
 from normlab.nn.parallel import DataParallel  # noqa: F401,E402
