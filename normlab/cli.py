@@ -2,6 +2,7 @@
 
     normlab --help
     normlab train [--dataset digits] [--norm batch] [--act relu] ... [--save model.safetensors]
+    normlab lab list | show NAME | run NAME... | run --all [--quick] [--seeds N] [--out DIR] [--jobs N]
 
 Each sub-command lives in an ``_add_<name>_command(subparsers)`` function
 that declares its options and sets ``handler`` to a function taking the
@@ -11,6 +12,8 @@ New commands (``lab``, ``bench``) are added the same way.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 
 __all__ = ["build_parser", "main"]
@@ -79,6 +82,86 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_lab_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lab", help="the lab: each claim about normalization and gradients as a measured experiment",
+        description="List, describe and run the lab's experiments; a run writes DIR/index.html (verdict table, "
+                    "figures), DIR/results.json and the figures.")
+    commands = parser.add_subparsers(title="lab commands", dest="lab_command", metavar="LAB_COMMAND", required=True)
+    listing = commands.add_parser("list", help="the experiments, one per line: id and title")
+    listing.set_defaults(handler=_run_lab_list)
+    show = commands.add_parser("show", help="an experiment's claim, anchor, criterion and how it is measured")
+    show.add_argument("name", help="experiment id (see `normlab lab list`)")
+    show.set_defaults(handler=_run_lab_show, parser=show)
+    run = commands.add_parser(
+        "run", help="run experiments and write the report",
+        description="Run the named experiments (or --all) and write DIR/index.html, DIR/results.json and the "
+                    "figures. Each task runs in a worker process with --threads threads.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("names", nargs="*", metavar="NAME", help="experiment ids")
+    run.add_argument("--all", action="store_true", help="run every experiment")
+    run.add_argument("--quick", action="store_true",
+                     help="reduced sizes and seeds (minutes); failing criteria are then reported inconclusive")
+    run.add_argument("--seeds", type=int, default=None,
+                     help="seeds per experiment (default: 5, or each experiment's quick count with --quick)")
+    run.add_argument("--out", default="report", help="output folder")
+    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                     help="worker processes running experiments' tasks (seeds) in parallel")
+    run.add_argument("--threads", type=int, default=1,
+                     help="threads per worker (Numba, OpenMP, BLAS); the numbers are reproducible at a given count")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (a line per finished experiment)")
+    run.set_defaults(handler=_run_lab_run, parser=run)
+
+
+def _run_lab_list(args: argparse.Namespace) -> int:
+    from normlab.lab import list_experiments
+
+    known = list_experiments()
+    width = max((len(name) for name in known), default=0)
+    for name, experiment in known.items():
+        print(f"{name:<{width}}  {experiment.title}")
+    return 0
+
+
+def _run_lab_show(args: argparse.Namespace) -> int:
+    from normlab.lab import get_experiment
+
+    try:
+        experiment = get_experiment(args.name)
+    except ValueError as error:
+        args.parser.error(str(error))
+    print(experiment.describe())
+    return 0
+
+
+def _run_lab_run(args: argparse.Namespace) -> int:
+    from normlab.lab import get_experiment, list_experiments, run
+
+    if args.all == bool(args.names):
+        args.parser.error("give experiment names or --all (not both)")
+    for option in ("seeds", "jobs", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            args.parser.error(f"--{option} must be at least 1, got {value}")
+    try:
+        names = list(list_experiments()) if args.all else [get_experiment(name).id for name in args.names]
+    except ValueError as error:
+        args.parser.error(str(error))
+    command = ["normlab", "lab", "run"] + (["--all"] if args.all else names) + (["--quick"] if args.quick else [])
+    command += [] if args.seeds is None else ["--seeds", str(args.seeds)]
+    command += ["--out", args.out, "--jobs", str(args.jobs), "--threads", str(args.threads)]
+    document = run(names, quick=args.quick, seeds=args.seeds, out=args.out, jobs=args.jobs, threads=args.threads,
+                   progress=not args.no_progress, command=shlex.join(command))
+    failed = [record["id"] for record in document["experiments"] if record["status"] == "failed"]
+    for record in document["experiments"]:
+        state = "FAILED" if record["status"] == "failed" else record["verdict"]
+        print(f"{record['id']:<22} {state:<15} {record.get('measurement', '')}")
+    print(f"report: {os.path.abspath(os.path.join(args.out, 'index.html'))}")
+    if failed:
+        print(f"failed: {', '.join(failed)} (tracebacks in the report)", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``normlab`` argument parser with every sub-command."""
     from normlab import __version__
@@ -91,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"normlab {__version__}")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     _add_train_command(subparsers)
+    _add_lab_command(subparsers)
     return parser
 
 

@@ -70,6 +70,18 @@ def assert_float32_close(actual, reference, *, scale, what: str = "value", ulps:
         )
 
 
+def assert_matches_reference(actual, reference, dtype, what: str = "value", *, scale=1.0, ulps: float = 16.0) -> None:
+    """``actual`` computed in ``dtype`` against a float64 reference (torch run in float64).
+
+    float64: within the tolerance table; float32: within ``ulps`` float32
+    roundings of ``scale`` (see ``assert_float32_close``).
+    """
+    if np.dtype(dtype) == np.float64:
+        assert_close(actual, reference, np.float64, what)
+    else:
+        assert_float32_close(actual, reference, scale=scale, what=what, ulps=ulps)
+
+
 def random_upstream(shape, dtype, rng: np.random.Generator) -> np.ndarray:
     """A random upstream gradient: never all ones (that makes BatchNorm's dx identically zero)."""
     return rng.standard_normal(shape).astype(dtype)

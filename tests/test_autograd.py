@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import normlab
 from normlab.autograd.function import Function
-from tests.oracle import assert_close, numerical_gradient, random_upstream
+from tests.oracle import assert_close, assert_matches_reference, numerical_gradient, random_upstream
 
 DTYPES = [np.float64, np.float32]
 
@@ -19,20 +19,23 @@ def _pair(rng, shape, dtype, positive=False):
     if positive:
         data = np.abs(data) + 0.5
     ours = normlab.tensor(data, requires_grad=True)
-    theirs = torch.tensor(data, requires_grad=True)
+    theirs = torch.tensor(data.astype(np.float64), requires_grad=True)  # the reference is float64 always
     return ours, theirs
 
 
 def _check_unary_and_binary(rng, dtype, fn_ours, fn_torch, shapes, positive=False):
+    """Forward and every input gradient against torch in float64 (float32 within 32 roundings of |value| + 1)."""
     pairs = [_pair(rng, s, dtype, positive) for s in shapes]
     y = fn_ours(*[p[0] for p in pairs])
     yt = fn_torch(*[p[1] for p in pairs])
-    assert_close(y, yt, dtype, "forward")
-    g = random_upstream(yt.shape, dtype, rng)
+    assert_matches_reference(y, yt, y.dtype, "forward", scale=1.0 + np.abs(yt.detach().numpy()), ulps=32)
+    g = random_upstream(tuple(yt.shape), y.dtype, rng)
     y.backward(g)
-    yt.backward(torch.tensor(g))
+    yt.backward(torch.tensor(g.astype(np.float64)))
     for i, (ours, theirs) in enumerate(pairs):
-        assert_close(ours.grad, theirs.grad, dtype, f"grad of input {i}")
+        expected = theirs.grad.numpy()
+        assert_matches_reference(ours.grad, expected, dtype, f"grad of input {i}", scale=1.0 + np.abs(expected),
+                                 ulps=32)
 
 
 BROADCAST_SHAPES = [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 5)), ((2, 1, 4), (3, 1)), ((), (2, 3))]

@@ -73,7 +73,9 @@ class Function:
         from normlab.autograd.tensor import Tensor
 
         fn = cls()
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        # A NumPy scalar operand acts like a Python number (torch's weak scalars):
+        # float32 tensor / np.int64(3) stays float32, where NumPy would promote.
+        arrays = [a._data if isinstance(a, Tensor) else a.item() if isinstance(a, np.generic) else a for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = any(needs) and is_grad_enabled()
         fn.needs_input_grad = needs

@@ -1,5 +1,8 @@
 """Data for normlab: datasets that need no download, IDX files from disk, and a ``DataLoader``.
 
+Sequence tasks for recurrent nets (adding problem, temporal order, MNIST-1D
+as a sequence) come as ``SequenceSet`` records (see ``normlab.data.sequences``).
+
 Batches are tuples of NumPy arrays (see ``normlab.data.loader``); datasets
 come as ``DataSplits`` records (see ``normlab.data.datasets``).
 
@@ -28,10 +31,18 @@ from normlab.data.datasets import (
 )
 from normlab.data.idx import read_idx, write_idx
 from normlab.data.loader import DataLoader, Dataset, Subset, TensorDataset, collate, random_split
+from normlab.data.sequences import (
+    TEMPORAL_ORDER_SYMBOLS,
+    SequenceSet,
+    make_adding_problem,
+    make_temporal_order,
+    mnist1d_sequences,
+)
 
 __all__ = [
     "Dataset", "TensorDataset", "Subset", "DataLoader", "collate", "random_split",
     "DataSplits", "stratified_split", "load_digits", "load_mnist1d", "make_spirals", "make_blobs",
     "load_mnist", "load_fashion_mnist", "FASHION_CLASSES", "read_idx", "write_idx", "default_cache_dir",
     "register_dataset", "get_dataset", "list_datasets",
+    "SequenceSet", "make_adding_problem", "make_temporal_order", "mnist1d_sequences", "TEMPORAL_ORDER_SYMBOLS",
 ]
