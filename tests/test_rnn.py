@@ -35,7 +35,7 @@ def make_pair(mode, input_size, hidden_size, dtype=np.float64, **options):
         for p in ref.parameters():
             p.copy_(p.float().double())
     ours = ours_cls(input_size, hidden_size, dtype=dtype, **kwargs)
-    ours.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
     return ours, ref
 
 
@@ -184,12 +184,12 @@ def test_dropout_only_in_training_and_only_between_layers(rng):
     normlab.manual_seed(0)
     lstm = nn.GRU(3, 6, num_layers=2, dropout=0.5, dtype=np.float64)
     x = rng.standard_normal((7, 4, 3))
-    train_out = lstm(x)[0].numpy()
+    train_out = lstm(x)[0].detach().numpy()
     lstm.eval()
-    eval_out = lstm(x)[0].numpy()
+    eval_out = lstm(x)[0].detach().numpy()
     assert not np.allclose(train_out, eval_out)
     single = nn.GRU(3, 6, dropout=0.5, dtype=np.float64)
-    assert np.array_equal(single(x)[0].numpy(), single.eval()(x)[0].numpy())   # no layer above: no dropout
+    assert np.array_equal(single(x)[0].detach().numpy(), single.eval()(x)[0].detach().numpy())   # no layer above: no dropout
 
 
 @pytest.mark.parametrize("cell", ["RNNCell-tanh", "RNNCell-relu", "LSTMCell", "GRUCell"])
@@ -201,7 +201,7 @@ def test_cells_match_torch(cell, batched, with_hx, bias, rng):
     kwargs = dict(bias=bias) | (dict(nonlinearity=nonlinearity) if nonlinearity else {})
     ref = getattr(torch.nn, name)(4, 5, **kwargs).double()
     ours = getattr(nn, name)(4, 5, dtype=np.float64, **kwargs)
-    ours.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
     lstm = name == "LSTMCell"
     lead = (3,) if batched else ()
     x = rng.standard_normal(lead + (4,))
@@ -236,12 +236,12 @@ def test_parameter_names_shapes_and_init(mode):
         [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
     normlab.manual_seed(1)
     fresh = (nn.RNN if mode.startswith("RNN") else getattr(nn, mode))(3, 16, **kwargs)
-    values = np.concatenate([p.numpy().ravel() for p in fresh.parameters()])
+    values = np.concatenate([p.detach().numpy().ravel() for p in fresh.parameters()])
     assert np.abs(values).max() <= 0.25 and np.abs(values).max() > 0.24   # U(-1/sqrt(16), 1/sqrt(16))
     assert abs(values.mean()) < 0.01
     normlab.manual_seed(1)
     again = (nn.RNN if mode.startswith("RNN") else getattr(nn, mode))(3, 16, **kwargs)
-    assert np.array_equal(values, np.concatenate([p.numpy().ravel() for p in again.parameters()]))
+    assert np.array_equal(values, np.concatenate([p.detach().numpy().ravel() for p in again.parameters()]))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -282,16 +282,16 @@ def test_lengths_outputs_past_the_end_are_zero_and_pass_no_gradient(rng):
     gru = nn.GRU(3, 4, bidirectional=True, batch_first=True, dtype=np.float64)
     x = normlab.tensor(rng.standard_normal((3, 6, 3)), requires_grad=True)
     output, h_n = gru(x, lengths=[6, 2, 4])
-    assert np.all(output.numpy()[1, 2:] == 0) and np.all(output.numpy()[2, 4:] == 0)
+    assert np.all(output.detach().numpy()[1, 2:] == 0) and np.all(output.detach().numpy()[2, 4:] == 0)
     (output * normlab.tensor(rng.standard_normal(output.shape))).sum().backward()
     grad = x.grad if isinstance(x.grad, np.ndarray) else np.asarray(x.grad)
     assert np.all(grad[1, 2:] == 0) and np.all(grad[2, 4:] == 0)
     assert np.all(grad[1, :2] != 0)
     # a padded batch with lengths equals running each sequence alone
     for b, length in enumerate([6, 2, 4]):
-        alone, h_alone = gru(x.numpy()[b:b + 1, :length])
-        assert_close(output.numpy()[b:b + 1, :length], alone, what=f"sequence {b}")
-        assert_close(h_n.numpy()[:, b:b + 1], h_alone, what=f"h_n of sequence {b}")
+        alone, h_alone = gru(x.detach().numpy()[b:b + 1, :length])
+        assert_close(output.detach().numpy()[b:b + 1, :length], alone, what=f"sequence {b}")
+        assert_close(h_n.detach().numpy()[:, b:b + 1], h_alone, what=f"h_n of sequence {b}")
 
 
 class TestFunctionContract:
@@ -306,9 +306,9 @@ class TestFunctionContract:
             xt = normlab.tensor(x, requires_grad=True)
             output, (h_n, c_n) = lstm(xt)
             if scribble:
-                output.numpy()[...] = 7.0
-                h_n.numpy()[...] = 7.0
-                c_n.numpy()[...] = 7.0
+                output.detach().numpy()[...] = 7.0
+                h_n.detach().numpy()[...] = 7.0
+                c_n.detach().numpy()[...] = 7.0
             (output * normlab.tensor(upstream)).sum().backward()
             grads.append(np.array(xt.grad))
         assert np.array_equal(grads[0], grads[1])
@@ -337,6 +337,16 @@ class TestFunctionContract:
         kept = [v for v in (getattr(saved, name) for name in saved.__slots__) if isinstance(v, np.ndarray)]
         for r in returned:
             assert not any(np.shares_memory(r, k) for k in kept)
+
+    @pytest.mark.parametrize("name", ["weight_hh_l0", "bias_ih_l0", "ln_weight_hh_l0", "ln_bias_c_l0"])
+    def test_in_place_change_of_a_kept_parameter_is_refused_at_backward(self, name, rng):
+        """The layer keeps the weights and the norm's gains by reference: changing one before backward raises."""
+        lstm = nn.LSTM(3, 4, norm="layer", dtype=np.float64)
+        output = lstm(rng.standard_normal((5, 2, 3)))[0]
+        with normlab.no_grad():
+            getattr(lstm, name).mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            output.sum().backward()
 
     def test_strided_input_and_state(self, rng):
         """A non-contiguous input (a slice of a larger array) and non-contiguous states give torch's result."""

@@ -13,14 +13,14 @@ from normlab.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 
 def _buffers(module):
-    return {name: b.numpy().copy() for name, b in module.named_buffers()}
+    return {name: b.detach().numpy().copy() for name, b in module.named_buffers()}
 
 
 @pytest.fixture
 def bn_lstm():
     module = nn.LSTM(3, 4, num_layers=2, bidirectional=True, norm="batch", max_steps=4, dtype=np.float64)
     for b in module.buffers():
-        b.numpy()[...] = np.random.default_rng(0).uniform(0.5, 1.5, b.shape)
+        b.detach().numpy()[...] = np.random.default_rng(0).uniform(0.5, 1.5, b.shape)
     return module
 
 

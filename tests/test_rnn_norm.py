@@ -31,7 +31,7 @@ def make(mode, input_size, hidden_size, norm, max_steps=None, dtype=np.float64, 
                                **extra, **options)
     rng = np.random.default_rng(input_size * 100 + hidden_size)
     for p in module.parameters():   # gains and shifts away from their 1 / 0.1 / 0 initial values
-        p.numpy()[...] = rng.uniform(-0.8, 0.8, p.shape) + (0.5 if p.ndim == 1 else 0.0)
+        p.detach().numpy()[...] = rng.uniform(-0.8, 0.8, p.shape) + (0.5 if p.ndim == 1 else 0.0)
     return module
 
 
@@ -99,7 +99,7 @@ def reference(module, mode, x, lengths, hx, training, running):
     """The whole module (layers, directions) by the reference; parameters are read from ``module``."""
     directions = 2 if module.bidirectional else 1
     prefix = {"layer": "ln_", "batch": "bn_"}.get(module.norm, "")
-    params = {name: torch.tensor(p.numpy().astype(np.float64), requires_grad=True)
+    params = {name: torch.tensor(p.detach().numpy().astype(np.float64), requires_grad=True)
               for name, p in module.named_parameters()}
     layer_input = x
     finals = [[], []]
@@ -131,7 +131,7 @@ def running_copy(module):
         stat, side_suffix = name[len("bn_running_"):].split("_", 1)
         side, suffix = side_suffix.split("_", 1)
         entry = out.setdefault("_" + suffix, {}).setdefault(side, [None, None])
-        entry[0 if stat == "mean" else 1] = buffer.numpy().astype(np.float64).copy()
+        entry[0 if stat == "mean" else 1] = buffer.detach().numpy().astype(np.float64).copy()
     return out
 
 
@@ -207,7 +207,7 @@ def test_norm_layers_match_reference_float64(config):
                   num_layers=config["num_layers"], bidirectional=config["bidirectional"], bias=config["bias"])
     if config["norm"] == "batch":
         for buffer in module.buffers():   # running statistics away from 0 / 1
-            buffer.numpy()[...] = rng.uniform(0.5, 1.5, buffer.shape)
+            buffer.detach().numpy()[...] = rng.uniform(0.5, 1.5, buffer.shape)
     module.train(config["training"])
     x, hx = _inputs(rng, mode, module, config["steps"], config["batch"])
     compare(module, mode, x, config["lengths"], hx, rng)
@@ -236,8 +236,8 @@ def test_norm_numerical_gradients(mode, norm, rng):
     def loss(x_value, hx_values):
         output, final = module(x_value, tuple(hx_values) if mode == "LSTM" else hx_values[0], lengths=lengths)
         finals = list(final) if mode == "LSTM" else [final]
-        total = (output.numpy() * upstream_y).sum()
-        return total + sum((f.numpy() * u).sum() for f, u in zip(finals, upstream_h))
+        total = (output.detach().numpy() * upstream_y).sum()
+        return total + sum((f.detach().numpy() * u).sum() for f, u in zip(finals, upstream_h))
 
     x_t = normlab.tensor(x, requires_grad=True)
     hx_t = [normlab.tensor(h, requires_grad=True) for h in hx]
@@ -248,7 +248,7 @@ def test_norm_numerical_gradients(mode, norm, rng):
         total = total + (f * normlab.tensor(u)).sum()
     total.backward()
     for name, p in module.named_parameters():
-        numeric = numerical_gradient(lambda: loss(x, hx), p.numpy())
+        numeric = numerical_gradient(lambda: loss(x, hx), p.detach().numpy())
         np.testing.assert_allclose(np.asarray(p.grad), numeric, rtol=1e-6, atol=1e-7, err_msg=name)
     np.testing.assert_allclose(np.asarray(x_t.grad), numerical_gradient(lambda: loss(x, hx), x),
                                rtol=1e-6, atol=1e-7, err_msg="input")
@@ -273,9 +273,9 @@ def test_layer_norm_is_per_sample(mode, rng):
     for b, length in enumerate(lengths):
         alone, alone_final = module(x[:length, b:b + 1])
         alone_finals = list(alone_final) if mode == "LSTM" else [alone_final]
-        np.testing.assert_allclose(output.numpy()[:length, b:b + 1], alone.numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(output.detach().numpy()[:length, b:b + 1], alone.detach().numpy(), rtol=1e-12, atol=1e-14)
         for f, a in zip(finals, alone_finals):
-            np.testing.assert_allclose(f.numpy()[:, b:b + 1], a.numpy(), rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(f.detach().numpy()[:, b:b + 1], a.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 # ----------------------------------------------------------------------------
@@ -311,22 +311,22 @@ def test_batch_norm_running_statistics_per_step_exclude_padding(rng):
     other[3:, 1] = 1e3
     other[2:, 3] = -1e3
     state = module.state_dict()
-    first = module(x, lengths=lengths)[0].numpy()
-    first_stats = {k: v.numpy().copy() for k, v in module.named_buffers()}
+    first = module(x, lengths=lengths)[0].detach().numpy()
+    first_stats = {k: v.detach().numpy().copy() for k, v in module.named_buffers()}
     module.load_state_dict(state)
-    second = module(other, lengths=lengths)[0].numpy()
+    second = module(other, lengths=lengths)[0].detach().numpy()
     assert np.array_equal(first, second)
     for name, buffer in module.named_buffers():
-        assert np.array_equal(first_stats[name], buffer.numpy()), name
+        assert np.array_equal(first_stats[name], buffer.detach().numpy()), name
         assert buffer.shape[0] == 3
 
 
 def test_batch_norm_training_beyond_max_steps_moves_only_the_first_steps(rng):
     module = make("GRU", 2, 3, "batch", max_steps=2)
-    before = {k: v.numpy().copy() for k, v in module.named_buffers()}
+    before = {k: v.detach().numpy().copy() for k, v in module.named_buffers()}
     module(rng.standard_normal((6, 3, 2)))
     for name, buffer in module.named_buffers():
-        assert not np.array_equal(before[name], buffer.numpy()), name
+        assert not np.array_equal(before[name], buffer.detach().numpy()), name
     # steps 2..5 have no slot: the reference (which updates only t < max_steps) agrees, checked in compare()
     module2 = make("GRU", 2, 3, "batch", max_steps=2)
     x, hx = _inputs(rng, "GRU", module2, 6, 3)
@@ -340,15 +340,15 @@ def test_norm_parameters_and_initial_values():
     assert names[:8] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
                          "bn_weight_ih_l0", "bn_weight_hh_l0", "bn_weight_c_l0", "bn_bias_c_l0"]
     assert "weight_ih_l0_reverse" in names and "bn_bias_c_l0_reverse" in names
-    assert np.all(lstm.bn_weight_ih_l0.numpy() == np.float32(0.1))
-    assert np.all(lstm.bn_weight_c_l0.numpy() == np.float32(0.1))
-    assert np.all(lstm.bn_bias_c_l0.numpy() == 0)
+    assert np.all(lstm.bn_weight_ih_l0.detach().numpy() == np.float32(0.1))
+    assert np.all(lstm.bn_weight_c_l0.detach().numpy() == np.float32(0.1))
+    assert np.all(lstm.bn_bias_c_l0.detach().numpy() == 0)
     assert lstm.bn_running_mean_ih_l0.shape == (7, 16) and lstm.bn_running_var_c_l0_reverse.shape == (7, 4)
-    assert np.all(lstm.bn_running_var_hh_l0.numpy() == 1) and np.all(lstm.bn_running_mean_hh_l0.numpy() == 0)
+    assert np.all(lstm.bn_running_var_hh_l0.detach().numpy() == 1) and np.all(lstm.bn_running_mean_hh_l0.detach().numpy() == 0)
     gru = nn.GRU(3, 4, norm="layer", bias=False)
     assert [name for name, _ in gru.named_parameters()] == ["weight_ih_l0", "weight_hh_l0", "ln_weight_ih_l0",
                                                            "ln_weight_hh_l0"]
-    assert np.all(gru.ln_weight_hh_l0.numpy() == 1)
+    assert np.all(gru.ln_weight_hh_l0.detach().numpy() == 1)
     assert list(gru.buffers()) == []
 
 
@@ -370,8 +370,8 @@ def test_norm_cells_step_by_step_equal_the_layer(mode, norm, rng):
     for t in range(5):
         state = cell(x[t], state, step=t)
         h = state[0] if mode == "LSTM" else state
-        assert_close(h, output.numpy()[t], np.float64, what=f"step {t}")
+        assert_close(h, output.detach().numpy()[t], np.float64, what=f"step {t}")
     if mode == "LSTM":
-        assert_close(state[1], final[1].numpy()[0], np.float64, what="c")
+        assert_close(state[1], final[1].detach().numpy()[0], np.float64, what="c")
     for name_buffer, buffer in cell.named_buffers():
         assert_close(buffer, getattr(layer, name_buffer + "_l0"), np.float64, what=name_buffer)

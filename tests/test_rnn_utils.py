@@ -77,10 +77,10 @@ def test_pack_sequence_and_the_inverses(enforce_sorted, rng):
     assert_close(ours.data, ref.data, what="packed")
     assert ours.batch_sizes.tolist() == ref.batch_sizes.tolist()
     for original, back in zip(arrays, nl_rnn.unpack_sequence(ours)):
-        assert np.array_equal(back.numpy(), original)
+        assert np.array_equal(back.detach().numpy(), original)
     padded = nl_rnn.pad_sequence(arrays, batch_first=True)
     for original, back in zip(arrays, nl_rnn.unpad_sequence(padded, [len(a) for a in arrays], batch_first=True)):
-        assert np.array_equal(back.numpy(), original)
+        assert np.array_equal(back.detach().numpy(), original)
 
 
 def test_packed_sequence_fields_and_conversions(rng):

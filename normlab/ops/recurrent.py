@@ -584,7 +584,8 @@ def column_sums(g, z_hat, with_z_hat, blocks):
 
 # The three ways a summed input is (not) normalized
 # ----------------------------------------------------------------------------
-# Each holds, for the whole sequence, what its backward needs. ``forward``
+# Each holds, for the whole sequence, what its backward needs (in slots, where
+# the autograd engine looks for kept arrays to check their versions). ``forward``
 # maps a block of rows (all steps at once for the input side, one step for
 # the hidden and cell sides) in place; ``backward`` returns the gradient of
 # the block; ``parameter_grads`` sums the gain and shift gradients over all
@@ -592,6 +593,8 @@ def column_sums(g, z_hat, with_z_hat, blocks):
 
 class _NoNorm:
     """The identity: the shift (bias) is added by the cell kernel instead."""
+
+    __slots__ = ("shift",)
 
     def __init__(self, rows, features, dtype, gain, shift, steps):
         self.shift = shift
@@ -608,6 +611,8 @@ class _NoNorm:
 
 class _LayerNorm:
     """Layer normalization of each row (Ba et al. 2016): the same at any batch size, in training and eval."""
+
+    __slots__ = ("gain", "shift", "has_shift", "eps", "z_hat", "rstd")
 
     def __init__(self, rows, features, dtype, gain, shift, steps, eps):
         self.gain = gain
@@ -642,6 +647,9 @@ class _StepBatchNorm:
     steps t < max_steps (those beyond have no slot of their own); eval
     normalizes with the running statistics of each step's slot.
     """
+
+    __slots__ = ("gain", "shift", "has_shift", "eps", "training", "running", "times", "slots", "starts", "stops",
+                 "z_hat", "mean", "var", "rstd")
 
     def __init__(self, rows, features, dtype, gain, shift, steps, eps, training, running, times, starts, stops):
         self.gain = gain
