@@ -166,6 +166,17 @@ def test_backward_skips_gradients_nobody_asked_for(rng):
     np.testing.assert_array_equal(only_params[1], full[1])
     np.testing.assert_array_equal(only_params[2], full[2])
     np.testing.assert_array_equal(only_x[0], full[0])
+    for forward, backward, args in ((ops.layer_norm_forward, ops.layer_norm_backward, (np.ones(5), np.zeros(5))),
+                                    (ops.group_norm_forward, ops.group_norm_backward, (weight, bias)),
+                                    (ops.instance_norm_forward, ops.instance_norm_backward, (weight, bias))):
+        kwargs = {"num_groups": 3} if forward is ops.group_norm_forward else {}
+        _, row_saved = forward(x, *args, **kwargs)
+        row_full = backward(dy, row_saved)
+        row_params = backward(dy, row_saved, (False, True, True))
+        row_x = backward(dy, row_saved, (True, False, False))
+        assert row_params[0] is None and row_x[1] is None and row_x[2] is None
+        for got, expected in ((row_params[1], row_full[1]), (row_params[2], row_full[2]), (row_x[0], row_full[0])):
+            np.testing.assert_array_equal(got, expected)
     # leaves that do not require grad get none; the others still do
     xt = normlab.tensor(x)
     w = normlab.tensor(weight, requires_grad=True)

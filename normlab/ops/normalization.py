@@ -344,7 +344,7 @@ def row_norm_backward(dy, saved: RowNormSaved, needs):
     blocks = max(1, min(MAX_BLOCKS, rows, x2.size // BLOCK_ELEMENTS)) if want_sums else 1
     table_dy = np.zeros((blocks,) + saved.weight_table.shape)
     table_dy_x_hat = np.zeros_like(table_dy)
-    dx2 = np.empty_like(x2) if want_dx else np.empty((1, 1), x2.dtype)
+    dx2 = np.empty_like(x2) if want_dx else np.empty((1, x2.shape[1]), x2.dtype)  # unused without want_dx
     _rows_gradients(dy2=dy2, x2=x2, mean=saved.mean, rstd=saved.rstd, weight_table=saved.weight_table,
                     centered=saved.centered, want_dx=want_dx, want_sums=want_sums, blocks=blocks, dx2=dx2,
                     table_dy=table_dy, table_dy_x_hat=table_dy_x_hat, work=(3 if want_dx else 2) * x2.size)
@@ -786,29 +786,27 @@ def _rows_forward(x2, weight_table, bias_table, centered, eps, mean, var, rstd, 
     run = K // J
     x3, y3 = x2.reshape(B, J, run), y2.reshape(B, J, run)  # run j of row b: x3[b, j], indexed from 0
     for b in prange(B):
-        row = x2[b]
         mu = 0.0
         if centered:
             total = 0.0
             for k in range(K):
-                total += row[k]
+                total += x2[b, k]
             mu = total / K
         squares = 0.0
         for k in range(K):  # the second pass reads the row from cache: deviations, no cancellation
-            squares += (row[k] - mu) * (row[k] - mu)
+            squares += (x2[b, k] - mu) * (x2[b, k] - mu)
         mean[b] = mu
         var[b] = squares / K
         rs = 1.0 / np.sqrt(var[b] + eps)
         rstd[b] = rs
-        w, s = weight_table[b % P], bias_table[b % P]
+        t = b % P
         if run == 1:  # one weight per value (LayerNorm, RMSNorm)
-            out = y2[b]
             for k in range(K):
-                out[k] = (row[k] - mu) * rs * w[k] + s[k]
+                y2[b, k] = (x2[b, k] - mu) * rs * weight_table[t, k] + bias_table[t, k]
         else:  # one weight per run (GroupNorm: per channel; InstanceNorm: per row)
             for j in range(J):
-                scale = rs * w[j]
-                shift = s[j] - mu * scale
+                scale = rs * weight_table[t, j]
+                shift = bias_table[t, j] - mu * scale
                 values, out = x3[b, j], y3[b, j]
                 for i in range(run):
                     out[i] = values[i] * scale + shift
@@ -825,25 +823,23 @@ def _rows_gradients(dy2, x2, mean, rstd, weight_table, centered, want_dx, want_s
     B, K = x2.shape
     P, J = weight_table.shape
     run = K // J
-    x3, dy3 = x2.reshape(B, J, run), dy2.reshape(B, J, run)
+    x3, dy3, dx3 = x2.reshape(B, J, run), dy2.reshape(B, J, run), dx2.reshape(dx2.shape[0], J, run)
     for block in prange(blocks):
         for b in range(block * B // blocks, (block + 1) * B // blocks):
-            row, grad = x2[b], dy2[b]
             mu, rs = mean[b], rstd[b]
             t = b % P
-            w = weight_table[t]
             sum_g = 0.0
             sum_g_x_hat = 0.0
-            if run == 1:
-                part_dy, part_dy_x_hat = table_dy[block, t], table_dy_x_hat[block, t]
+            if run == 1:  # 2-D indexing, no per-row views: rows of LayerNorm(64) are short
                 for k in range(K):
-                    x_hat = (row[k] - mu) * rs
-                    g = grad[k] * w[k]
+                    x_hat = (x2[b, k] - mu) * rs
+                    g = dy2[b, k] * weight_table[t, k]
                     sum_g += g
                     sum_g_x_hat += g * x_hat
-                    if want_sums:
-                        part_dy[k] += grad[k]
-                        part_dy_x_hat[k] += grad[k] * x_hat
+                if want_sums:
+                    for k in range(K):
+                        table_dy[block, t, k] += dy2[b, k]
+                        table_dy_x_hat[block, t, k] += dy2[b, k] * (x2[b, k] - mu) * rs
             else:
                 for j in range(J):
                     values, grads = x3[b, j], dy3[b, j]
@@ -852,22 +848,23 @@ def _rows_gradients(dy2, x2, mean, rstd, weight_table, centered, want_dx, want_s
                     for i in range(run):
                         s_dy += grads[i]
                         s_dy_xc += grads[i] * (values[i] - mu)
-                    sum_g += w[j] * s_dy
-                    sum_g_x_hat += w[j] * s_dy_xc * rs
+                    sum_g += weight_table[t, j] * s_dy
+                    sum_g_x_hat += weight_table[t, j] * s_dy_xc * rs
                     if want_sums:
                         table_dy[block, t, j] += s_dy
                         table_dy_x_hat[block, t, j] += s_dy_xc * rs
             if not want_dx:
                 continue
+            # dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)), expanded: rstd * g + a * x + c
             mean_g = sum_g / K if centered else 0.0
-            mean_g_x_hat = sum_g_x_hat / K
+            a = -rs * rs * sum_g_x_hat / K
+            c = -rs * mean_g - a * mu
             if run == 1:
-                out = dx2[b]
                 for k in range(K):
-                    out[k] = rs * (grad[k] * w[k] - mean_g - (row[k] - mu) * rs * mean_g_x_hat)
+                    dx2[b, k] = rs * dy2[b, k] * weight_table[t, k] + a * x2[b, k] + c
             else:
-                dx3 = dx2.reshape(B, J, run)
                 for j in range(J):
                     values, grads, out = x3[b, j], dy3[b, j], dx3[b, j]
+                    w_rs = rs * weight_table[t, j]
                     for i in range(run):
-                        out[i] = rs * (grads[i] * w[j] - mean_g - (values[i] - mu) * rs * mean_g_x_hat)
+                        out[i] = w_rs * grads[i] + a * values[i] + c
