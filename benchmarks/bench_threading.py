@@ -1,9 +1,11 @@
 """Where parallel pays on this machine: the measurements behind ``normlab/ops/_threading.py``'s thresholds.
 
-1. A normalization kernel (BatchNorm's training forward over channel tiles)
-   in its serial and its parallel flavour, at growing sizes: the first size
-   from which the parallel flavour is faster by 10% is where
-   ``PARALLEL_MIN_WORK`` should sit (the work counted is 2 x elements).
+1. A normalization kernel (the row layers' forward, rows of 256 values:
+   parallel over rows at any size) in its serial and its parallel flavour,
+   at growing sizes: the first size from which the parallel flavour is
+   faster by 10% is where ``PARALLEL_MIN_WORK`` should sit (the work counted
+   is 2 x elements). BatchNorm's kernels cannot split an input that fits one
+   cache tile (512 KiB), so for them small inputs are serial anyway.
 2. Matrix products at 1 and at 2 BLAS threads, at growing sizes: where 2
    threads start to pay is ``BLAS_PARALLEL_MIN_WORK`` (multiply-adds).
 
@@ -46,27 +48,25 @@ def main() -> None:
     from normlab.ops import normalization as ops
 
     normlab.set_num_threads(args.threads)
-    print(f"{numba.get_num_threads()} Numba threads (layer {numba.config.THREADING_LAYER}), "
+    print(f"{numba.get_num_threads()} Numba threads (layer setting: {numba.config.THREADING_LAYER}), "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}")
     print(f"current thresholds: PARALLEL_MIN_WORK = {_threading.PARALLEL_MIN_WORK}, "
           f"BLAS_PARALLEL_MIN_WORK = {_threading.BLAS_PARALLEL_MIN_WORK}\n")
     rng = np.random.default_rng(0)
     print(f"{'elements':>10}{'serial us':>11}{'parallel us':>13}{'speed-up':>10}")
     first = None
-    for log2 in range(14, 25, 2):
-        x3 = rng.standard_normal((2 ** (log2 - 10), 64, 16)).astype(np.float32)
-        c = x3.shape[1]
-        tile, columns = ops._channel_tiles(x3)
-        out = [np.zeros(c), np.zeros(c), np.zeros(c), np.empty_like(x3)]
+    for log2 in range(12, 25, 2):
+        x2 = rng.standard_normal((2 ** (log2 - 8), 256)).astype(np.float32)
+        rows = x2.shape[0]
+        table = np.ones((1, 256))
+        out = [np.zeros(rows), np.zeros(rows), np.zeros(rows), np.empty_like(x2)]
 
         def run(flavour):
-            out[0][:] = out[1][:] = 0
-            getattr(ops._batch_norm_training, flavour)(x3, None, x3.shape[0] * x3.shape[2], np.ones(c), np.zeros(c),
-                                                       1e-5, tile, columns, *out)
+            getattr(ops._rows_forward, flavour)(x2, table, np.zeros_like(table), True, 1e-5, *out)
         serial, parallel = _median_times([lambda: run("serial"), lambda: run("parallel")], args.repeat)
         if first is None and serial > 1.1 * parallel:
-            first = x3.size
-        print(f"{x3.size:>10}{serial * 1e6:>11.1f}{parallel * 1e6:>13.1f}{serial / parallel:>10.2f}")
+            first = x2.size
+        print(f"{x2.size:>10}{serial * 1e6:>11.1f}{parallel * 1e6:>13.1f}{serial / parallel:>10.2f}")
     print(f"parallel first faster by 10% at {first} elements\n")
 
     controllers = _threading._blas
