@@ -915,7 +915,10 @@ def recurrent_backward(dy, dh_n, dc_n, saved: RecurrentSaved, needs=(True,) * 11
     grad_weight_ih = matmul(dx_proj.T, x) if needs[3] else None
     grad_weight_hh = matmul(dz.T, saved.h_prev) if needs[4] else None
     gain_ih, bias_ih = saved.norm_ih.parameter_grads(g_x)
-    gain_hh, bias_hh = saved.norm_hh.parameter_grads(g_h)
+    if not normalized and g_h is g_x:   # b_ih and b_hh are added to the same sum: one gradient, two arrays
+        gain_hh, bias_hh = None, (None if bias_ih is None else bias_ih.copy())
+    else:
+        gain_hh, bias_hh = saved.norm_hh.parameter_grads(g_h)
     gain_c = bias_c = None
     if saved.norm_c is not None:
         gain_c, bias_c = saved.norm_c.parameter_grads(du)
