@@ -26,8 +26,8 @@ What makes it fast (and is the point of the exercise):
   ``dW_ih = G_x^T x`` and ``dW_hh = G_h^T H_prev`` -- the sum over time steps
   happens inside the GEMM;
 * the element-wise work of a step is one or two Numba kernels, and sigmoid /
-  tanh use a vectorisable ``exp`` (below): libm's scalar ``exp`` would cost
-  more than the step's matrix multiply.
+  tanh use a vectorisable ``exp`` (below): with libm's scalar ``exp`` they
+  would cost about as much as the step's matrix multiply.
 
 Cells (torch's gate order and equations; ``a = x W_ih^T + b_ih + h W_hh^T + b_hh``)::
 
