@@ -255,16 +255,48 @@ def _run_hooks(hooks, g: np.ndarray) -> tuple[np.ndarray, bool]:
     return g, replaced_any
 
 
+def _leaves_finishing(order: list[Function]) -> dict[int, list]:
+    """Step in ``order`` -> the leaves with post-accumulate-grad hooks that the Function at that step feeds last."""
+    last: dict[int, tuple] = {}
+    for step, fn in enumerate(order):
+        for inp, edge in zip(fn.inputs, fn.edges):
+            if edge is not None and edge[0] is None and inp._post_accumulate_grad_hooks:
+                last[id(inp)] = (step, inp)
+    finishing: dict[int, list] = {}
+    for step, leaf in last.values():
+        finishing.setdefault(step, []).append(leaf)
+    return finishing
+
+
+def _run_post_accumulate_grad_hooks(leaves, reached: set) -> None:
+    """Call ``hook(leaf)`` for each leaf whose ``.grad`` received this backward's gradient."""
+    for leaf in leaves:
+        if id(leaf) in reached:
+            for hook in list(leaf._post_accumulate_grad_hooks):
+                hook(leaf)
+
+
 def run_backward(root, grad: np.ndarray) -> None:
-    """Propagate ``grad`` (d loss / d root) to every leaf that requires grad."""
+    """Propagate ``grad`` (d loss / d root) to every leaf that requires grad.
+
+    A leaf's post-accumulate-grad hooks run once, right after the last
+    Function that feeds it has added its gradient (torch's
+    ``register_post_accumulate_grad_hook``; DistributedDataParallel starts
+    its gradient reductions from them while the backward goes on).
+    """
     if root._creator is None:  # a leaf: its gradient is the seed itself
         root._accumulate_leaf(grad)
+        _run_post_accumulate_grad_hooks([root], {id(root)})
         return
     pending: dict[int, list] = {id(root._creator): [None] * root._creator.num_outputs}
     pending[id(root._creator)][root._output_index] = grad
-    for fn in reversed(_topological_order(root._creator)):
+    order = list(reversed(_topological_order(root._creator)))
+    finishing = _leaves_finishing(order) if root._post_accumulate_grad_hooks_used else {}
+    reached: set[int] = set()
+    for step, fn in enumerate(order):
         out_grads = pending.pop(id(fn), None)
         if out_grads is None or all(g is None for g in out_grads):
+            _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)
             continue
         for index, hooks in fn.output_hooks.items():
             if out_grads[index] is not None:
@@ -291,6 +323,8 @@ def run_backward(root, grad: np.ndarray) -> None:
             creator, output_index = edge
             if creator is None:
                 inp._accumulate_leaf(g, exclusive=_exclusive(g, in_grads, out_grads))
+                reached.add(id(inp))
             else:
                 slot = pending.setdefault(id(creator), [None] * creator.num_outputs)
                 slot[output_index] = _accumulate(slot[output_index], g)
+        _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)

@@ -82,6 +82,9 @@ class _VersionCounter:
 class Tensor:
     """An n-dimensional array with automatic differentiation (see the module docstring)."""
 
+    #: Set by the first ``register_post_accumulate_grad_hook``: until then backward skips looking for them.
+    _post_accumulate_grad_hooks_used = False
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """NumPy ufuncs on tensors: arithmetic stays in autograd, the rest gives plain arrays.
 
@@ -106,6 +109,7 @@ class Tensor:
         self._creator = None       # the Function that produced this tensor (None for a leaf)
         self._output_index = 0     # which of the creator's outputs this is
         self._hooks: list = []     # gradient hooks of a leaf
+        self._post_accumulate_grad_hooks: list = []  # hook(leaf) once per backward, after .grad is complete
         self._retains_grad = False
         self._version_counter = _VersionCounter()
         self._base: Tensor | None = None  # the tensor this one is a view of (made by a view op)
@@ -328,6 +332,22 @@ class Tensor:
             hooks = self._creator.output_hooks.setdefault(self._output_index, [])
         hooks.append(hook)
         return _RemovableHook(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` once per backward, after this leaf's ``.grad`` holds all of that backward's gradient.
+
+        torch's name and rule: only leaves (parameters) take such a hook; it
+        returns nothing and may read or change ``self.grad`` in place.
+        """
+        if self._creator is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks cannot be "
+                               "registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a tensor that "
+                               "does not require grad")
+        self._post_accumulate_grad_hooks.append(hook)
+        Tensor._post_accumulate_grad_hooks_used = True
+        return _RemovableHook(self._post_accumulate_grad_hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""

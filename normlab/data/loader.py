@@ -170,6 +170,8 @@ class DataLoader:
             order repeatable.
         collate_fn: if given, batches are built from per-item ``dataset[i]``
             and passed through it (a list of samples in, a batch out).
+        sampler: an iterable of indices with a length (e.g. a
+            ``DistributedSampler``) giving the order instead of ``shuffle``.
 
     ``len(loader)`` is the number of batches per epoch.
 
@@ -182,7 +184,7 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  generator: np.random.Generator | None = None,
-                 collate_fn: Callable | None = None) -> None:
+                 collate_fn: Callable | None = None, sampler=None) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader: expected a dataset with __len__ and __getitem__, "
                             f"got {type(dataset).__name__}")
@@ -193,6 +195,11 @@ class DataLoader:
                 raise TypeError(f"DataLoader: expected {arg} to be a bool, got {value!r}")
         if generator is not None:
             _generator(generator, "DataLoader")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if sampler is not None and not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+            raise TypeError(f"DataLoader: expected sampler to be an iterable of indices with a length, "
+                            f"got {type(sampler).__name__}")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: expected collate_fn to be callable or None, got {type(collate_fn).__name__}")
         self.dataset = dataset
@@ -201,15 +208,21 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.generator = generator
         self.collate_fn = collate_fn
+        self.sampler = sampler
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def batch_indices(self) -> Iterator[np.ndarray]:
         """The index array of every batch of one epoch (draws the shuffle permutation)."""
-        n = len(self.dataset)
-        order = _generator(self.generator, "DataLoader").permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        elif self.shuffle:
+            order = _generator(self.generator, "DataLoader").permutation(len(self.dataset))
+        else:
+            order = np.arange(len(self.dataset))
+        n = len(order)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             yield order[start:start + self.batch_size]
