@@ -276,6 +276,8 @@ def test_empty_batch_gives_empty_outputs():
     assert output.shape == (5, 0, 8) and h_n.shape == (2, 0, 4) and c_n.shape == (2, 0, 4)
     output.sum().backward()
     assert x.grad.shape == (5, 0, 3)
+    output, (h_n, c_n) = lstm(x, lengths=[])
+    assert output.shape == (5, 0, 8) and h_n.shape == (2, 0, 4)
 
 
 def test_lengths_outputs_past_the_end_are_zero_and_pass_no_gradient(rng):

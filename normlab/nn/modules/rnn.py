@@ -297,6 +297,8 @@ class RNNBase(Module):
                 layout["lengths"] = check_lengths(name, lengths, batch, steps)
             data = x
         states = self._check_hx(hx, layout["batch"], layout["unbatched"], dtype)
+        if layout["lengths"] is not None and layout["batch"] == 0:
+            layout["lengths"] = None   # an empty batch has nothing to pack: the plain path gives empty outputs
         if layout["lengths"] is not None:
             packed = pack_padded_sequence(data, layout["lengths"], enforce_sorted=False)
             data, batch_sizes = packed.data, packed.batch_sizes
