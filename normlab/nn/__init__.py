@@ -1,7 +1,7 @@
 """Layers with torch.nn's names, constructor signatures, parameter and buffer names.
 
 ``functional`` holds the stateless forms, ``init`` the initialisers,
-``utils`` gradient clipping, ``parallel`` DistributedDataParallel.
+``utils`` gradient clipping, ``parallel`` DataParallel and DistributedDataParallel.
 """
 from normlab.nn import functional, init, utils  # noqa: F401
 from normlab.nn.modules.activation import *  # noqa: F401,F403
@@ -16,3 +16,4 @@ from normlab.nn.modules.pooling import *  # noqa: F401,F403
 from normlab.nn.modules.rnn import *  # noqa: F401,F403
 from normlab.nn.modules.sync_batchnorm import *  # noqa: F401,F403
 from normlab.nn import parallel  # noqa: F401,E402  (after the modules it wraps)
+from normlab.nn.parallel import DataParallel  # noqa: F401,E402
