@@ -589,11 +589,11 @@ def column_sums(g, z_hat, with_z_hat, blocks):
 # The three ways a summed input is (not) normalized
 # ----------------------------------------------------------------------------
 # Each holds, for the whole sequence, what its backward needs (in slots, where
-# the autograd engine looks for kept arrays to check their versions). ``forward``
-# maps a block of rows (all steps at once for the input side, one step for
-# the hidden and cell sides) in place; ``backward`` returns the gradient of
-# the block; ``parameter_grads`` sums the gain and shift gradients over all
-# rows at the end (one pass, float64).
+# the autograd engine looks for kept arrays to check their versions).
+# ``forward`` maps a block of rows (all steps at once for the input side, one
+# step for the hidden and cell sides) into ``out`` (which may be the block
+# itself); ``backward`` returns the gradient of the block; ``parameter_grads``
+# sums the gain and shift gradients over all rows at the end (float64).
 
 class _NoNorm:
     """The identity: the shift (bias) is added by the cell kernel instead."""
@@ -603,7 +603,7 @@ class _NoNorm:
     def __init__(self, rows, features, dtype, gain, shift, steps):
         self.shift = shift
 
-    def forward(self, z, step_rows):
+    def forward(self, z, step_rows, out):
         return z
 
     def backward(self, g_out, step_rows, out):
@@ -626,11 +626,11 @@ class _LayerNorm:
         self.z_hat = np.empty((rows, features), dtype)
         self.rstd = np.empty(rows)
 
-    def forward(self, z, step_rows):
+    def forward(self, z, step_rows, out):
         rows = step_rows[0]
-        layer_norm_rows_forward(z, self.gain, self.shift, self.eps, self.z_hat[rows], self.rstd[rows], z,
+        layer_norm_rows_forward(z, self.gain, self.shift, self.eps, self.z_hat[rows], self.rstd[rows], out,
                                 work=3 * z.size)
-        return z
+        return out
 
     def backward(self, g_out, step_rows, out):
         rows = step_rows[0]
@@ -672,13 +672,13 @@ class _StepBatchNorm:
             self.mean = np.asarray(running_mean, dtype=np.float64)[self.slots]
             self.rstd[...] = 1.0 / np.sqrt(np.asarray(running_var, dtype=np.float64)[self.slots] + eps)
 
-    def forward(self, z, step_rows):
+    def forward(self, z, step_rows, out):
         rows, steps = step_rows
         first = rows.start
         batch_norm_steps_forward(z, self.starts[steps] - first, self.stops[steps] - first, self.training,
                                  self.mean[steps], self.var[steps], self.rstd[steps], self.gain, self.shift, self.eps,
-                                 self.z_hat[rows], z, work=3 * z.size)
-        return z
+                                 self.z_hat[rows], out, work=3 * z.size)
+        return out
 
     def backward(self, g_out, step_rows, out):
         rows, steps = step_rows
@@ -784,7 +784,7 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
         if bias_ih is not None:
             preact_x += bias_ih
     else:
-        norm_ih.forward(preact_x, (slice(0, rows_total), slice(0, steps)))
+        norm_ih.forward(preact_x, (slice(0, rows_total), slice(0, steps)), preact_x)   # in place: once per call
     # A raw hidden side gets b_hh in the cell kernel; a normalized one has it as its shift.
     cell_bias = bias_hh if (norm is None and bias_hh is not None) else np.zeros(features, dtype)
 
@@ -794,6 +794,8 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     y = np.empty((rows_total, hidden), dtype)
     h_prev = np.empty((rows_total, hidden), dtype)
     preact_h = np.empty((batch, features), dtype)
+    # a separate output for the per-step norms: in place, the kernels' loops would not vectorise
+    hh_normalized = np.empty((batch, features), dtype) if norm is not None else preact_h
     saved = RecurrentSaved(cell=cell, x=x, weight_ih=weight_ih, weight_hh=weight_hh, offsets=offsets,
                            batch_sizes=batch_sizes, order=order, gates=preact_x, h_prev=h_prev,
                            norm_ih=norm_ih, norm_hh=norm_hh, norm_c=norm_c, has_bias=bias_ih is not None,
@@ -801,7 +803,7 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     if cell == "lstm":
         saved.c_prev = np.empty((rows_total, hidden), dtype)
         saved.tanh_u = np.empty((rows_total, hidden), dtype)
-        u_scratch = np.empty((batch, hidden), dtype)
+        u_scratch = np.empty((batch, hidden), dtype) if norm_c is not None else None
     elif cell == "gru":
         saved.hidden_n = np.empty((rows_total, hidden), dtype)
     else:
@@ -813,14 +815,13 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
         step_rows = (rows, slice(t, t + 1))
         np.copyto(h_prev[rows], h_state[:n])
         hh = matmul(h_prev[rows], weight_hh_t, out=preact_h[:n])
-        hh = norm_hh.forward(hh, step_rows)
+        hh = norm_hh.forward(hh, step_rows, hh_normalized[:n])
         if cell == "lstm":
             np.copyto(saved.c_prev[rows], c_state[:n])
             lstm_step_forward(preact_x[rows], hh, cell_bias, saved.c_prev[rows], c_state[:n], norm_c is None,
                               saved.tanh_u[rows], h_state[:n], y[rows])
             if norm_c is not None:   # h = o * tanh(N_c(c)): the norm needs the whole step's c first
-                np.copyto(u_scratch[:n], c_state[:n])
-                u = norm_c.forward(u_scratch[:n], step_rows)
+                u = norm_c.forward(c_state[:n], step_rows, u_scratch[:n])
                 lstm_output_forward(preact_x[rows], u, saved.tanh_u[rows], h_state[:n], y[rows])
         elif cell == "gru":
             gru_step_forward(preact_x[rows], hh, cell_bias, h_prev[rows], saved.hidden_n[rows], h_state[:n], y[rows])
