@@ -169,3 +169,9 @@ def test_the_browser_check_sees_figures_and_catches_a_missing_one(tiny_runs, tmp
         (out / document["experiments"][0]["figures"][0]).unlink()
         with pytest.raises(AssertionError, match="figures the browser could not show"):
             check_in_browser(browser, out, document, tmp_path / "second.png")
+
+
+def test_a_deterministic_experiment_runs_one_seed_in_full_mode(tmp_path):
+    document = _run(tmp_path, names=("deterministic-fake",), quick=False)
+    (record,) = document["experiments"]
+    assert record["seeds"] == [0] and record["verdict"] == "reproduced" and record["effect"] == {"sum": 4.0}
