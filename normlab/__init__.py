@@ -66,6 +66,7 @@ from normlab.autograd.tensor import (  # noqa: F401  (functional forms of Tensor
     zeros_like,
 )
 from normlab.checkpoint import load, save
+from normlab.ops._threading import get_num_threads, set_num_threads  # noqa: E402
 from normlab.random import initial_seed, manual_seed
 
 float32 = _np.float32

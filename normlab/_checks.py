@@ -70,3 +70,23 @@ def tuple_of(name: str, arg: str, value, n: int, minimum: int | None = None) -> 
     if minimum is not None and any(v < minimum for v in values):
         raise ValueError(f"{name}: expected every {arg} to be >= {minimum}, got {value!r}")
     return values
+
+
+def check_same_dtype(name: str, input: np.ndarray, **parameters) -> None:
+    """Raise TypeError when a parameter (or buffer) has another dtype than the input.
+
+    torch raises here; NumPy would silently promote (a float64 input through
+    a float32 layer would come out float64). ``parameters`` maps a name to an
+    array or None (skipped).
+
+    >>> check_same_dtype("Linear", np.ones(2), weight=np.ones(2, np.float32))
+    Traceback (most recent call last):
+    ...
+    TypeError: Linear: expected input of the parameters' dtype float32, got input of dtype float64 (weight is float32); convert the input (x.astype(np.float32)) or the layer's parameters
+    """
+    for what, value in parameters.items():
+        if value is not None and value.dtype != input.dtype:
+            raise TypeError(
+                f"{name}: expected input of the parameters' dtype {value.dtype}, got input of dtype {input.dtype} "
+                f"({what} is {value.dtype}); convert the input (x.astype(np.{value.dtype})) or the layer's parameters"
+            )

@@ -25,14 +25,20 @@ def _t(array, requires_grad=False):
 
 # ---------------------------------------------------------------------------- signatures
 
+#: normlab's own keyword arguments after torch's (each defaults to torch's behaviour)
+EXTRAS = {"batch_norm": ["mask"]}
+
+
 @pytest.mark.parametrize("name", ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"])
 def test_signature_is_torchs(name):
     ours = inspect.signature(getattr(F, name)).parameters
     theirs = inspect.signature(getattr(TF, name)).parameters
     public = [p for p in ours.values() if not p.name.startswith("_")]
-    assert [p.name for p in public] == list(theirs)
-    for p in public:
+    assert [p.name for p in public] == list(theirs) + EXTRAS.get(name, [])
+    for p in public[:len(theirs)]:
         assert p.default == theirs[p.name].default, f"{name}({p.name}=...) default differs from torch"
+    for p in public[len(theirs):]:
+        assert p.default is None, f"{name}({p.name}=...) must default to torch's behaviour (None)"
 
 
 def test_batch_renorm_signature():
@@ -166,13 +172,18 @@ def test_backward_skips_gradients_nobody_asked_for(rng):
     np.testing.assert_allclose(w.grad, full[1], rtol=1e-12)
 
 
-def test_saved_state_is_x_hat_and_rstd(rng):
+def test_saved_state_is_the_input_itself_with_mean_and_rstd(rng):
+    """The smallest state: x by reference (no copy), float64 mean and rstd; never x_hat, never the output."""
     x = rng.standard_normal((4, 3, 5)) * 2 + 1
-    _, saved = ops.batch_norm_forward(x, np.ones(3), np.zeros(3), training=True)
-    expected_rstd = 1 / np.sqrt(x.var(axis=(0, 2)) + 1e-5)
-    np.testing.assert_allclose(saved.rstd, expected_rstd, rtol=1e-12)
-    np.testing.assert_allclose(saved.x_hat.reshape(x.shape),
-                               (x - x.mean(axis=(0, 2), keepdims=True)) * expected_rstd[:, None], rtol=1e-12)
+    y, saved = ops.batch_norm_forward(x, np.ones(3), np.zeros(3), training=True)
+    assert np.shares_memory(saved.x3, x) and saved.x3.shape == (4, 3, 5)
+    np.testing.assert_allclose(saved.mean, x.mean(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(saved.rstd, 1 / np.sqrt(x.var(axis=(0, 2)) + 1e-5), rtol=1e-12)
+    assert not np.shares_memory(y, x)
+    x2 = rng.standard_normal((6, 8))
+    y2, row_saved = ops.layer_norm_forward(x2, np.ones(8), np.zeros(8))
+    assert np.shares_memory(row_saved.x2, x2) and not np.shares_memory(y2, x2)
+    np.testing.assert_allclose(row_saved.rstd, 1 / np.sqrt(x2.var(axis=1) + 1e-5), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------- numerical gradients (float64)

@@ -13,3 +13,4 @@ from normlab.nn.modules.loss import *  # noqa: F401,F403
 from normlab.nn.modules.module import Module, Parameter  # noqa: F401
 from normlab.nn.modules.normalization import *  # noqa: F401,F403
 from normlab.nn.modules.pooling import *  # noqa: F401,F403
+from normlab.nn.modules.rnn import *  # noqa: F401,F403

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import prange
+
+from normlab.ops._threading import parallel_kernel
 
 _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -22,9 +24,13 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 # ---------------------------------------------------------------- sigmoid / tanh
 
 def sigmoid_forward(x):
-    # Stable on both sides: exp only ever sees -|x|, so it never overflows.
-    e = np.exp(-np.abs(x))
-    y = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    # Stable on both sides: y = e^min(x, 0) / (1 + e^-|x|) is 1 / (1 + e^-x) for x >= 0 and
+    # e^x / (1 + e^x) below; exp never sees a positive argument, so it never overflows.
+    # Whole-array ufuncs, no np.where: 6x faster at (60, 100) (np.where's random branches).
+    denominator = np.exp(-np.abs(x))
+    denominator += 1
+    y = np.exp(np.minimum(x, 0))
+    y /= denominator
     return y, y
 
 
@@ -116,9 +122,9 @@ def softplus_backward(dy, saved):
 
 # ---------------------------------------------------------------- GELU
 
-@njit(cache=True)
+@parallel_kernel()
 def _gelu_erf_kernel(x, y, dydx):
-    for i in range(x.size):
+    for i in prange(x.size):
         v = float(x[i])
         cdf = 0.5 * (1.0 + math.erf(v / _SQRT_2))
         y[i] = v * cdf
@@ -139,7 +145,7 @@ def gelu_forward(x, approximate="none"):
     y = np.empty_like(flat)
     dydx = np.empty_like(flat)
     # y = x Phi(x)  =>  dy/dx = Phi(x) + x phi(x); erf is not in NumPy, so a compiled loop.
-    _gelu_erf_kernel(flat, y, dydx)
+    _gelu_erf_kernel(flat, y, dydx, work=3 * flat.size)
     return y.reshape(x.shape), dydx.reshape(x.shape)
 
 

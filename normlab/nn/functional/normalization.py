@@ -13,13 +13,13 @@ True
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-from normlab._checks import check_float
+from normlab._checks import check_float, check_same_dtype
 from normlab.autograd.function import Function
-from normlab.autograd.grad_mode import is_grad_enabled
 from normlab.autograd.tensor import Tensor, as_tensor
 from normlab.ops import normalization as ops
 
@@ -31,12 +31,9 @@ __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"
 # ----------------------------------------------------------------------------
 
 class _Normalization(Function):
-    """Runs ``ops.<layer>_forward``; saves x_hat only when a gradient will be asked for."""
+    """Runs ``ops.<layer>_forward`` (which keeps the input by reference, never the output)."""
 
     backward_op = None
-
-    def _recording(self) -> bool:
-        return is_grad_enabled() and any(self.needs_input_grad)
 
     def backward(self, dy):
         return type(self).backward_op(dy, self.saved, self.needs_input_grad)
@@ -45,13 +42,12 @@ class _Normalization(Function):
 class _BatchNorm(_Normalization):
     backward_op = staticmethod(ops.batch_norm_backward)
 
-    def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+    def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps, mask):
         y, self.saved = ops.batch_norm_forward(x, weight, bias, running_mean, running_var, training=training,
-                                               eps=eps, save=self._recording())
+                                               eps=eps, mask=mask)
         if training and running_mean is not None:
             saved = self.saved
-            ops.update_running_stats(running_mean, running_var, saved.batch_mean, saved.batch_var, saved.count,
-                                     momentum)
+            ops.update_running_stats(running_mean, running_var, saved.mean, saved.batch_var, saved.count, momentum)
         return y
 
 
@@ -60,11 +56,10 @@ class _BatchRenorm(_Normalization):
 
     def forward(self, x, weight, bias, *, running_mean, running_var, training, momentum, eps, r_max, d_max):
         y, self.saved = ops.batch_renorm_forward(x, weight, bias, running_mean, running_var, training=training,
-                                                 r_max=r_max, d_max=d_max, eps=eps, save=self._recording())
+                                                 r_max=r_max, d_max=d_max, eps=eps)
         if training:
             saved = self.saved
-            ops.update_running_stats(running_mean, running_var, saved.batch_mean, saved.batch_var, saved.count,
-                                     momentum)
+            ops.update_running_stats(running_mean, running_var, saved.mean, saved.batch_var, saved.count, momentum)
         return y
 
 
@@ -73,11 +68,12 @@ class _InstanceNorm(_Normalization):
 
     def forward(self, x, weight, bias, *, running_mean, running_var, use_input_stats, momentum, eps):
         y, self.saved = ops.instance_norm_forward(x, weight, bias, running_mean, running_var,
-                                                  use_input_stats=use_input_stats, eps=eps, save=self._recording())
-        if use_input_stats and running_mean is not None:
+                                                  use_input_stats=use_input_stats, eps=eps)
+        if use_input_stats and running_mean is not None and x.size > 0:
             saved = self.saved
-            ops.update_running_stats(running_mean, running_var, saved.batch_mean, saved.batch_var, saved.count,
-                                     momentum)
+            instances = (x.shape[0], x.shape[1])  # the update averages the per-instance ones, as torch's
+            ops.update_running_stats(running_mean, running_var, saved.mean.reshape(instances),
+                                     saved.var.reshape(instances), saved.x2.shape[1], momentum)
         return y
 
 
@@ -85,8 +81,7 @@ class _LayerNorm(_Normalization):
     backward_op = staticmethod(ops.layer_norm_backward)
 
     def forward(self, x, weight, bias, *, normalized_ndim, eps):
-        y, self.saved = ops.layer_norm_forward(x, weight, bias, normalized_ndim=normalized_ndim, eps=eps,
-                                               save=self._recording())
+        y, self.saved = ops.layer_norm_forward(x, weight, bias, normalized_ndim=normalized_ndim, eps=eps)
         return y
 
 
@@ -94,8 +89,7 @@ class _GroupNorm(_Normalization):
     backward_op = staticmethod(ops.group_norm_backward)
 
     def forward(self, x, weight, bias, *, num_groups, eps):
-        y, self.saved = ops.group_norm_forward(x, weight, bias, num_groups=num_groups, eps=eps,
-                                               save=self._recording())
+        y, self.saved = ops.group_norm_forward(x, weight, bias, num_groups=num_groups, eps=eps)
         return y
 
 
@@ -103,8 +97,7 @@ class _RMSNorm(_Normalization):
     backward_op = staticmethod(ops.rms_norm_backward)
 
     def forward(self, x, weight, *, normalized_ndim, eps):
-        y, self.saved = ops.rms_norm_forward(x, weight, normalized_ndim=normalized_ndim, eps=eps,
-                                             save=self._recording())
+        y, self.saved = ops.rms_norm_forward(x, weight, normalized_ndim=normalized_ndim, eps=eps)
         return y
 
 
@@ -124,24 +117,23 @@ def _input(layer: str, input, min_ndim: int = 1, layout: str = "") -> Tensor:
     if x.ndim < min_ndim:
         raise ValueError(f"{layer}: expected input{layout} with at least {min_ndim} dimensions, "
                          f"got {x.ndim}D input of shape {_shape_text(x.shape)}")
-    if x._data.size == 0:
-        raise ValueError(f"{layer}: expected a non-empty input, got shape {_shape_text(x.shape)}")
     return x
 
 
-def _parameter(layer: str, what: str, value, shape, input_shape):
-    """weight/bias: None, or a float Tensor/array of exactly ``shape``."""
+def _parameter(layer: str, what: str, value, shape, x: Tensor):
+    """weight/bias: None, or a float Tensor/array of exactly ``shape`` and the input's dtype."""
     if value is None:
         return None
     value = value if isinstance(value, Tensor) else as_tensor(np.asarray(value))
     check_float(layer, value._data, what)
     if tuple(value.shape) != tuple(shape):
         raise ValueError(f"{layer}: expected {what} of shape {_shape_text(shape)} for input of shape "
-                         f"{_shape_text(input_shape)}, got {what} of shape {_shape_text(value.shape)}")
+                         f"{_shape_text(x.shape)}, got {what} of shape {_shape_text(value.shape)}")
+    check_same_dtype(layer, x._data, **{what: value._data})
     return value
 
 
-def _running(layer: str, what: str, value, channels: int, input_shape):
+def _running(layer: str, what: str, value, channels: int, x: Tensor):
     """running_mean/running_var: None, or a float Tensor/ndarray of ``channels`` elements, updated in place."""
     if value is None:
         return None
@@ -155,7 +147,8 @@ def _running(layer: str, what: str, value, channels: int, input_shape):
     check_float(layer, array, what)
     if array.shape != (channels,):
         raise ValueError(f"{layer}: expected {what} with {channels} elements (one per channel of input of shape "
-                         f"{_shape_text(input_shape)}), got {what} of shape {_shape_text(array.shape)}")
+                         f"{_shape_text(x.shape)}), got {what} of shape {_shape_text(array.shape)}")
+    check_same_dtype(layer, x._data, **{what: array})
     if not array.flags.writeable:
         raise ValueError(f"{layer}: {what} is read-only; it must be writable to be updated in place")
     return array
@@ -169,16 +162,42 @@ def _float_arg(layer: str, what: str, value, minimum: float | None = None) -> fl
     return float(value)
 
 
+def _mask(layer: str, mask, x: Tensor, training: bool):
+    """mask: None, or a bool (N, L) array/Tensor for input (N, C, L), with enough valid positions to train on."""
+    if mask is None:
+        return None
+    if isinstance(mask, Tensor):
+        mask = mask._data
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{layer}: expected mask to be a bool NumPy array or Tensor of shape (N, L), "
+                        f"got {type(mask).__name__}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{layer}: expected mask of dtype bool (True where a position counts), got dtype {mask.dtype}")
+    if x.ndim != 3:
+        raise ValueError(f"{layer}: a mask needs input (N, C, L), got {x.ndim}D input of shape "
+                         f"{_shape_text(x.shape)}")
+    expected = (x.shape[0], x.shape[2])
+    if mask.shape != expected:
+        raise ValueError(f"{layer}: expected mask of shape {_shape_text(expected)} (N, L) for input of shape "
+                         f"{_shape_text(x.shape)}, got mask of shape {_shape_text(mask.shape)}")
+    if training and x._data.size > 0:
+        valid = int(np.count_nonzero(mask))
+        if valid < 2:
+            raise ValueError(f"{layer}: expected more than 1 valid (unmasked) value per channel when training, "
+                             f"got {valid} (mask of shape {_shape_text(mask.shape)})")
+    return np.ascontiguousarray(mask)
+
+
 def check_batch_size(layer: str, shape) -> None:
     """torch's training check: more than one value per channel (N * prod(spatial) > 1)."""
-    if int(np.prod((shape[0],) + tuple(shape[2:]))) == 1:
+    if shape[0] * math.prod(shape[2:]) == 1:
         raise ValueError(f"{layer}: Expected more than 1 value per channel when training, "
                          f"got input size {_shape_text(shape)}")
 
 
 def check_spatial_size(layer: str, shape) -> None:
     """torch's instance-norm check: more than one spatial value per (n, c) plane."""
-    if int(np.prod(tuple(shape[2:]))) == 1:
+    if math.prod(shape[2:]) == 1:
         raise ValueError(f"{layer}: Expected more than 1 spatial element when training, "
                          f"got input size {_shape_text(shape)}")
 
@@ -227,32 +246,44 @@ def _check_batch_stats_args(layer, running_mean, running_var, momentum, eps, nee
 # ----------------------------------------------------------------------------
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5, _layer: str = "batch_norm"):
+               momentum: float = 0.1, eps: float = 1e-5, mask=None, _layer: str = "batch_norm"):
     """Batch Normalization (Ioffe & Szegedy, 2015): normalize each channel over (N, *spatial).
 
     Shapes: input (N, C, *spatial); weight, bias, running_mean, running_var (C,).
     ``training=True`` uses the batch's mean and biased variance and, when
     running stats are given, updates them in place:
     ``new = (1 - momentum) * old + momentum * batch`` (unbiased variance).
-    ``training=False`` normalizes with the running statistics.
+    ``training=False`` normalizes with the running statistics. An empty batch
+    gives an empty output and leaves the running statistics alone (as torch).
+
+    ``mask`` (normlab's own; torch has none): a bool (N, L) array for input
+    (N, C, L), True where a position is real (e.g. not padding of a shorter
+    sequence). Batch and running statistics come from those positions only
+    (the running variance unbiased over their count); the output is 0 at the
+    others, and no gradient flows there.
 
     >>> import numpy as np, normlab.nn.functional as F
     >>> mean, var = np.zeros(2), np.ones(2)
     >>> x = np.arange(12.0).reshape(3, 2, 2)
     >>> F.batch_norm(x, mean, var, training=True).shape, mean
     ((3, 2, 2), array([0.45, 0.65]))
+    >>> mask = np.array([[True, False], [True, True], [False, False]])   # 3 valid positions of 6
+    >>> F.batch_norm(x, None, None, training=True, mask=mask).numpy()[2]  # sample 2 is all padding
+    array([[0., 0.],
+           [0., 0.]])
     """
     x = _input(_layer, input, 2, " (N, C, *)")
     channels = x.shape[1]
     _check_batch_stats_args(_layer, running_mean, running_var, momentum, eps, need_running=not training)
-    running_mean = _running(_layer, "running_mean", running_mean, channels, x.shape)
-    running_var = _running(_layer, "running_var", running_var, channels, x.shape)
-    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
-    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
-    if training:
+    running_mean = _running(_layer, "running_mean", running_mean, channels, x)
+    running_var = _running(_layer, "running_var", running_var, channels, x)
+    weight = _parameter(_layer, "weight", weight, (channels,), x)
+    bias = _parameter(_layer, "bias", bias, (channels,), x)
+    mask = _mask(_layer, mask, x, bool(training))
+    if training and mask is None:
         check_batch_size(_layer, x.shape)
     return _BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
-                            training=bool(training), momentum=float(momentum), eps=float(eps))
+                            training=bool(training), momentum=float(momentum), eps=float(eps), mask=mask)
 
 
 def batch_renorm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
@@ -277,10 +308,10 @@ def batch_renorm(input, running_mean, running_var, weight=None, bias=None, train
     x = _input(_layer, input, 2, " (N, C, *)")
     channels = x.shape[1]
     _check_batch_stats_args(_layer, running_mean, running_var, momentum, eps, need_running=True)
-    running_mean = _running(_layer, "running_mean", running_mean, channels, x.shape)
-    running_var = _running(_layer, "running_var", running_var, channels, x.shape)
-    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
-    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
+    running_mean = _running(_layer, "running_mean", running_mean, channels, x)
+    running_var = _running(_layer, "running_var", running_var, channels, x)
+    weight = _parameter(_layer, "weight", weight, (channels,), x)
+    bias = _parameter(_layer, "bias", bias, (channels,), x)
     r_max = _float_arg(_layer, "r_max", r_max, 1.0)
     d_max = _float_arg(_layer, "d_max", d_max, 0.0)
     if training:
@@ -306,10 +337,10 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     x = _input(_layer, input, 3, " (N, C, *spatial)")
     channels = x.shape[1]
     _check_batch_stats_args(_layer, running_mean, running_var, momentum, eps, need_running=not use_input_stats)
-    running_mean = _running(_layer, "running_mean", running_mean, channels, x.shape)
-    running_var = _running(_layer, "running_var", running_var, channels, x.shape)
-    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
-    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
+    running_mean = _running(_layer, "running_mean", running_mean, channels, x)
+    running_var = _running(_layer, "running_var", running_var, channels, x)
+    weight = _parameter(_layer, "weight", weight, (channels,), x)
+    bias = _parameter(_layer, "bias", bias, (channels,), x)
     if use_input_stats:
         check_spatial_size(_layer, x.shape)
     return _InstanceNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
@@ -330,8 +361,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     x = _input(_layer, input)
     _check_trailing(_layer, x, shape)
     _float_arg(_layer, "eps", eps, 0.0)
-    weight = _parameter(_layer, "weight", weight, shape, x.shape)
-    bias = _parameter(_layer, "bias", bias, shape, x.shape)
+    weight = _parameter(_layer, "weight", weight, shape, x)
+    bias = _parameter(_layer, "bias", bias, shape, x)
     return _LayerNorm.apply(x, weight, bias, normalized_ndim=len(shape), eps=float(eps))
 
 
@@ -350,7 +381,7 @@ def rms_norm(input, normalized_shape, weight=None, eps: float | None = None, _la
     _check_trailing(_layer, x, shape)
     if eps is not None:
         eps = _float_arg(_layer, "eps", eps, 0.0)
-    weight = _parameter(_layer, "weight", weight, shape, x.shape)
+    weight = _parameter(_layer, "weight", weight, shape, x)
     return _RMSNorm.apply(x, weight, normalized_ndim=len(shape), eps=eps)
 
 
@@ -372,10 +403,10 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         raise ValueError(f"{_layer}: expected the number of channels to be divisible by num_groups={num_groups}, "
                          f"got {channels} channels (input of shape {_shape_text(x.shape)})")
     _float_arg(_layer, "eps", eps, 0.0)
-    weight = _parameter(_layer, "weight", weight, (channels,), x.shape)
-    bias = _parameter(_layer, "bias", bias, (channels,), x.shape)
+    weight = _parameter(_layer, "weight", weight, (channels,), x)
+    bias = _parameter(_layer, "bias", bias, (channels,), x)
     # torch's check: (N * C/G) * prod(spatial) must exceed 1
-    if (x.shape[0] * channels // num_groups) * int(np.prod(x.shape[2:])) == 1:
+    if (x.shape[0] * channels // num_groups) * math.prod(x.shape[2:]) == 1:
         raise ValueError(f"{_layer}: Expected more than 1 value per channel when training, got input size "
                          f"{[x.shape[0] * channels // num_groups, num_groups] + list(x.shape[2:])}")
     return _GroupNorm.apply(x, weight, bias, num_groups=num_groups, eps=float(eps))

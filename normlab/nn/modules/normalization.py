@@ -17,7 +17,6 @@ from normlab.nn import init
 from normlab.nn.functional.normalization import (
     batch_norm,
     batch_renorm,
-    check_batch_size,
     check_spatial_size,
     group_norm,
     instance_norm,
@@ -114,17 +113,23 @@ class _BatchNorm(_NormBase):
     def _check_input(self, x: Tensor) -> None:
         super()._check_input(x)
         self._check_channels(x)
-        if self.training:
-            check_batch_size(type(self).__name__, x.shape)
+
+    def _counts_batches(self) -> bool:
+        return self.training and self.track_running_stats
 
     def _factor(self) -> float:
-        """Count this batch and return the running-stat factor (1/num_batches_tracked when momentum is None)."""
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
+        """This batch's running-stat factor: momentum, or 1/(batches tracked, this one included) when it is None.
+
+        The batch is counted (``_count_batch``) only once the call succeeded, so
+        a failed call leaves ``num_batches_tracked`` alone (torch counts first).
+        """
+        if self.momentum is not None:
+            return self.momentum
+        return 1.0 / float(self.num_batches_tracked._data + 1) if self._counts_batches() else 0.0
+
+    def _count_batch(self) -> None:
+        if self._counts_batches():
             self.num_batches_tracked._data[...] += 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked._data)
-        return factor
 
     def _running_args(self):
         # Buffers are handed over only when they are used: updated (training and tracked) or
@@ -134,14 +139,15 @@ class _BatchNorm(_NormBase):
         running_var = self.running_var._data if use and self.running_var is not None else None
         return running_mean, running_var
 
-    def forward(self, input):
+    def forward(self, input, mask=None):
         x = _as_input(input)
         self._check_input(x)
-        factor = self._factor()
         running_mean, running_var = self._running_args()
         use_batch_stats = self.training or running_mean is None
-        return batch_norm(x, running_mean, running_var, self.weight, self.bias, use_batch_stats, factor,
-                          self.eps, _layer=type(self).__name__)
+        y = batch_norm(x, running_mean, running_var, self.weight, self.bias, use_batch_stats, self._factor(),
+                       self.eps, mask, _layer=type(self).__name__)
+        self._count_batch()
+        return y
 
 
 class BatchNorm1d(_BatchNorm):
@@ -195,9 +201,10 @@ class _BatchRenorm(_BatchNorm):
     def forward(self, input):
         x = _as_input(input)
         self._check_input(x)
-        factor = self._factor()
-        return batch_renorm(x, self.running_mean._data, self.running_var._data, self.weight, self.bias,
-                            self.training, factor, self.eps, self.r_max, self.d_max, _layer=type(self).__name__)
+        y = batch_renorm(x, self.running_mean._data, self.running_var._data, self.weight, self.bias,
+                         self.training, self._factor(), self.eps, self.r_max, self.d_max, _layer=type(self).__name__)
+        self._count_batch()
+        return y
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, r_max={self.r_max}, "
