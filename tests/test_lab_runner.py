@@ -175,3 +175,23 @@ def test_a_deterministic_experiment_runs_one_seed_in_full_mode(tmp_path):
     document = _run(tmp_path, names=("deterministic-fake",), quick=False)
     (record,) = document["experiments"]
     assert record["seeds"] == [0] and record["verdict"] == "reproduced" and record["effect"] == {"sum": 4.0}
+
+
+def test_provenance_describes_the_code_before_the_run(tmp_path, monkeypatch):
+    # The commit is read before any task runs: a checkout that changes during a long run
+    # must not be recorded as the code that made its numbers.
+    from normlab.lab import runner
+
+    state = {"commit": "before"}
+    monkeypatch.setattr(runner, "_git_commit", lambda: state["commit"])
+    original = lab_fakes.DeterministicFake.figures
+
+    def figures(self, *args):
+        state["commit"] = "after"
+        return original(self, *args)
+
+    monkeypatch.setattr(lab_fakes.DeterministicFake, "figures", figures)
+    document = _run(tmp_path, names=("deterministic-fake",))
+    assert state["commit"] == "after" and document["provenance"]["git_commit"] == "before"
+    versions = document["provenance"]["versions"]
+    assert versions["numpy"] == np.__version__ and versions["mnist1d"] and versions["scikit-learn"]

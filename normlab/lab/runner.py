@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import math
 import multiprocessing
@@ -120,12 +121,13 @@ def _thread_environment(threads: int):
 
 
 def _versions() -> dict:
+    """Installed versions of Python and of every package the numbers depend on (None: not installed)."""
     versions = {"python": platform.python_version()}
-    for package in ("normlab", "numpy", "numba", "matplotlib", "mnist1d", "sklearn"):
+    for distribution in ("normlab", "numpy", "numba", "matplotlib", "mnist1d", "scikit-learn"):
         try:
-            versions[package] = getattr(__import__(package), "__version__", "?")
-        except ImportError:
-            versions[package] = None
+            versions[distribution] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[distribution] = None
     return versions
 
 
@@ -302,7 +304,14 @@ def run(names, *, quick: bool = False, seeds: int | None = None, out="report", j
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    # Taken before any task runs: the code and versions that made the numbers, not those at the end.
+    provenance = {
+        "command": command if command is not None else shlex.join(["normlab"] + sys.argv[1:]),
+        "versions": _versions(), "git_commit": _git_commit(), "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "jobs": jobs, "threads_per_worker": threads,
+        "thread_variables": {name: str(threads) for name in THREAD_VARIABLES},
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     plan = _plan(chosen, quick, seeds)
     outcomes: dict[str, list] = {entry["experiment"].id: [None] * len(entry["tasks"]) for entry in plan}
     records: dict[str, dict] = {}
@@ -347,18 +356,10 @@ def run(names, *, quick: bool = False, seeds: int | None = None, out="report", j
     finally:
         bars.close()
         progress_queue.close()
-    document = {
-        "quick": bool(quick),
-        "experiments": [records[entry["experiment"].id] for entry in plan],
-        "provenance": {
-            "command": command if command is not None else shlex.join(["normlab"] + sys.argv[1:]),
-            "versions": _versions(), "git_commit": _git_commit(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "jobs": jobs, "threads_per_worker": threads,
-            "thread_variables": {name: str(threads) for name in THREAD_VARIABLES},
-            "seeds": {entry["experiment"].id: entry["seeds"] for entry in plan},
-            "started": started_at, "wall_seconds": time.perf_counter() - started,
-        },
-    }
+    provenance["seeds"] = {entry["experiment"].id: entry["seeds"] for entry in plan}
+    provenance["wall_seconds"] = time.perf_counter() - started
+    document = {"quick": bool(quick), "experiments": [records[entry["experiment"].id] for entry in plan],
+                "provenance": provenance}
     document = _json_safe(document)
     _write_atomic(out / "results.json", json.dumps(document, indent=1, allow_nan=False) + "\n")
     from normlab.lab.report import write_report
