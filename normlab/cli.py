@@ -2,6 +2,8 @@
 
     normlab --help
     normlab train [--dataset digits] [--norm batch] [--act relu] ... [--save model.safetensors]
+    normlab train --nproc 2 --norm sync-batch         (data parallel: starts mpiexec -n 2 itself)
+    mpiexec -n 2 normlab train --distributed          (the same, started by mpiexec; hostfiles work)
     normlab lab list | show NAME | run NAME... | run --all [--quick] [--seeds N] [--out DIR] [--jobs N]
 
 Each sub-command lives in an ``_add_<name>_command(subparsers)`` function
@@ -58,6 +60,13 @@ def _add_train_command(subparsers) -> None:
                         help="write a safetensors checkpoint of model.state_dict() to PATH")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no per-epoch lines; print only the final accuracy line")
+    parser.add_argument("--nproc", type=int, default=None, metavar="N",
+                        help="train data-parallel in N local processes: runs `mpiexec -n N normlab train "
+                             "--distributed` with these options (needs pip install 'normlab[dist]')")
+    parser.add_argument("--distributed", action="store_true",
+                        help="run as one process of an MPI job (mpiexec -n N normlab train --distributed): "
+                             "gradients are averaged across processes, --batch-size is per process, only rank "
+                             "0 prints and saves")
     parser.set_defaults(handler=_run_train, parser=parser)
 
 
@@ -68,15 +77,26 @@ def _run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(dataset=args.dataset, norm=args.norm, act=args.act, depth=args.depth,
                              width=args.width, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
                              optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
-                             seed=args.seed, dtype=args.dtype, save=args.save).check()
+                             seed=args.seed, dtype=args.dtype, save=args.save,
+                             distributed=args.distributed).check()
     except ConfigError as error:
         args.parser.error(str(error).removeprefix("train: "))  # exits with status 2, like any argparse error
+    if args.nproc is not None and args.nproc < 1:
+        args.parser.error(f"argument --nproc: expected a positive integer, got {args.nproc}")
+    if args.nproc is not None and not args.distributed:
+        from normlab.distributed.launch import run_with_mpiexec
+
+        try:  # the same command line, once per process, each told it is one of an MPI job
+            return run_with_mpiexec(args.nproc, [sys.executable, "-m", "normlab", *args.argv, "--distributed"])
+        except ImportError as error:
+            print(f"normlab train: {error}", file=sys.stderr)
+            return 1
     final_only = (lambda line: print(line) if line.startswith("train accuracy") else None)
     try:
         train(config, progress=not args.quiet, log=final_only if args.quiet else print)
     except ConfigError as error:
         args.parser.error(str(error).removeprefix("train: "))
-    except ImportError as error:  # a dataset's package from the 'lab' extra is missing
+    except ImportError as error:  # a dataset's package from the 'lab' extra, or mpi4py, is missing
         print(f"normlab train: {error}", file=sys.stderr)
         return 1
     return 0
@@ -186,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` hands them to its processes
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ import numpy as np
 import normlab
 import normlab.nn as nn
 import normlab.nn.functional as F
-from normlab.data import DataLoader, TensorDataset, get_dataset, list_datasets
+from normlab.data import DataLoader, DistributedSampler, TensorDataset, get_dataset, list_datasets
 
 __all__ = ["ConfigError", "NORMS", "ACTIVATIONS", "OPTIMIZERS", "DATASETS", "TrainConfig", "mlp", "make_norm",
            "make_activation", "make_optimizer", "evaluate", "train"]
@@ -40,6 +40,7 @@ NORMS = {
     "layer": "LayerNorm (Ba et al., 2016)",
     "group": "GroupNorm (Wu & He, 2018), gcd(width, 8) groups unless given",
     "renorm": "BatchRenorm1d (Ioffe, 2017), r_max=3, d_max=5",
+    "sync-batch": "SyncBatchNorm: BatchNorm over the global batch of all processes (BatchNorm in one process)",
 }
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu")
 OPTIMIZERS = {"sgd": 0.05, "adam": 1e-3}  # name -> default learning rate
@@ -59,6 +60,8 @@ def make_norm(norm: str, width: int, groups: int | None = None) -> nn.Module | N
         return nn.GroupNorm(groups or math.gcd(width, 8), width)
     if norm == "renorm":
         return nn.BatchRenorm1d(width)
+    if norm == "sync-batch":
+        return nn.SyncBatchNorm(width)
     raise ValueError(f"mlp: expected norm to be one of {tuple(NORMS)}, got {norm!r}")
 
 
@@ -129,6 +132,12 @@ class TrainConfig:
     ``lr=None`` means the optimizer's default (SGD 0.05 with momentum 0.9,
     Adam 1e-3). ``save`` is a path for a safetensors checkpoint of
     ``model.state_dict()``, or None.
+
+    ``distributed=True`` makes this process one rank of an MPI job (started
+    by ``mpiexec``): the model is wrapped in DistributedDataParallel, each
+    rank trains on its ``DistributedSampler`` share with ``batch_size``
+    samples per step (the global batch is world size x batch_size), and only
+    rank 0 logs and saves.
     """
 
     dataset: str = "digits"
@@ -145,6 +154,7 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"
     save: str | None = None
+    distributed: bool = False
 
     def check(self) -> "TrainConfig":
         """Raise ConfigError (a ValueError) naming the first bad option; return self."""
@@ -163,7 +173,7 @@ class TrainConfig:
                 raise ConfigError(f"train: expected {name} to be an integer >= {minimum}, got {value!r}")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"train: expected lr to be a positive number or None, got {self.lr!r}")
-        if self.norm in ("batch", "renorm") and self.batch_size < 2:
+        if self.norm in ("batch", "renorm", "sync-batch") and self.batch_size < 2:
             raise ConfigError(f"train: norm={self.norm!r} needs batch statistics, so batch_size must be >= 2, "
                              f"got {self.batch_size}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
@@ -207,13 +217,18 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, file=sys.stderr, unit="step", desc="train", dynamic_ncols=True, leave=False)
 
 
-def _run_epoch(model: nn.Module, loader: DataLoader, optimizer, bar, epoch: int) -> tuple[list[float], bool]:
-    """One pass over ``loader`` in train mode: (the batch losses, whether the loss became non-finite)."""
+def _run_epoch(model: nn.Module, loader: DataLoader, optimizer, bar, epoch: int,
+               mean_over_processes: Callable[[float], float] = float) -> tuple[list[float], bool]:
+    """One pass over ``loader`` in train mode: (the batch losses, whether the loss became non-finite).
+
+    In a distributed run ``mean_over_processes`` averages each step's loss
+    over the processes, so every process logs, and stops on, the same value.
+    """
     model.train()
     losses = []
     for xb, yb in loader:
         loss = F.cross_entropy(model(xb), yb)
-        value = float(loss.item())
+        value = mean_over_processes(loss.item())
         if not math.isfinite(value):
             return losses, True  # no step on a non-finite loss: the weights stay as they were
         optimizer.zero_grad()
@@ -224,6 +239,23 @@ def _run_epoch(model: nn.Module, loader: DataLoader, optimizer, bar, epoch: int)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", refresh=False)
     return losses, False
+
+
+def _processes(distributed: bool) -> tuple[int, int, Callable[[float], float]]:
+    """(rank, world size, mean of a number over the processes) of this run; joins the MPI job if distributed."""
+    if not distributed:
+        return 0, 1, float
+    import normlab.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("mpi")
+
+    def mean_over_processes(value: float) -> float:
+        buffer = np.array([value], dtype=np.float64)
+        dist.all_reduce(buffer, dist.ReduceOp.AVG)
+        return float(buffer[0])
+
+    return dist.get_rank(), dist.get_world_size(), mean_over_processes
 
 
 def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
@@ -262,32 +294,43 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
     if config.save is not None and not Path(config.save).parent.is_dir():
         # Checked before training, so a typo in the path does not cost the run.
         raise ConfigError(f"train: cannot save to {config.save}: no such directory {Path(config.save).parent}")
+    rank, world, mean_over_processes = _processes(config.distributed)
+    if rank != 0:
+        log = None  # only rank 0 prints
+    if config.distributed:
+        progress = False  # a bar redrawn through mpiexec's pipes comes out as a line per update
     emit = log or (lambda line: None)
 
     data = get_dataset(config.dataset)
     dtype = np.dtype(config.dtype)
-    if config.batch_size > len(data.x_train):
-        raise ConfigError(f"train: batch_size {config.batch_size} is larger than the {len(data.x_train)} "
-                         f"training samples of {config.dataset}")
+    share = math.ceil(len(data.x_train) / world)
+    if config.batch_size > share:
+        raise ConfigError(f"train: batch_size {config.batch_size} is larger than the {share} training samples "
+                         f"of {config.dataset}" + (f" that each of {world} processes gets" if world > 1 else ""))
     x_train = data.x_train.reshape(len(data.x_train), -1).astype(dtype)
     x_test = data.x_test.reshape(len(data.x_test), -1).astype(dtype)
 
     normlab.manual_seed(config.seed)  # init and shuffling both draw from the global generator
     model = mlp(data.n_features, config.width, data.n_classes, config.depth, config.norm, config.act)
     model.to(dtype)
+    # DDP copies rank 0's initial weights to every rank and averages the gradients.
+    trained = nn.parallel.DistributedDataParallel(model) if config.distributed else model
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum,
                                config.weight_decay)
+    train_set = TensorDataset(x_train, data.y_train)
+    sampler = DistributedSampler(train_set, seed=config.seed) if config.distributed else None
     # drop_last: a last batch of one sample would break batch statistics, and equal batches
     # keep every step's noise level the same.
-    loader = DataLoader(TensorDataset(x_train, data.y_train), batch_size=config.batch_size, shuffle=True,
-                        drop_last=True)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=sampler is None, drop_last=True,
+                        sampler=sampler)
     n_parameters = sum(p._data.size for p in model.parameters())
     widths = [data.n_features] + [config.width] * config.depth + [data.n_classes]
     emit(f"normlab train: {config.dataset} ({len(x_train)} train / {len(x_test)} test), "
          f"mlp {'-'.join(map(str, widths))} ({n_parameters} parameters), norm={config.norm}, act={config.act}, "
          f"{config.optimizer} lr={config.learning_rate:g}"
          + (f" momentum={config.momentum:g}" if config.optimizer == "sgd" else "")
-         + f", batch {config.batch_size}, {config.epochs} epochs, seed {config.seed}")
+         + f", batch {config.batch_size}" + (f" per process x {world} processes" if config.distributed else "")
+         + f", {config.epochs} epochs, seed {config.seed}")
 
     history = []
     step_losses: list[float] = []
@@ -301,7 +344,9 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
         try:
             for epoch in range(1, config.epochs + 1):
                 epoch_start = time.perf_counter()
-                losses, diverged = _run_epoch(model, loader, optimizer, bar, epoch)
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                losses, diverged = _run_epoch(trained, loader, optimizer, bar, epoch, mean_over_processes)
                 step_losses += losses
                 steps += len(losses)
                 mean_loss = float(np.mean(losses)) if losses else float("nan")
@@ -320,7 +365,7 @@ def train(config: TrainConfig | dict | None = None, *, progress: bool = True,
         train_loss, train_accuracy = evaluate(model, x_train, data.y_train)
         test_loss, test_accuracy = evaluate(model, x_test, data.y_test)
 
-    if config.save is not None:
+    if config.save is not None and rank == 0:
         normlab.save(model.state_dict(), config.save)
         emit(f"saved checkpoint of model.state_dict() to {config.save}")
     emit(f"trained {steps} steps in {seconds:.1f} s")

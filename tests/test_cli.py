@@ -201,9 +201,9 @@ def test_help_lists_train(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in ("--dataset", "--norm", "--act", "--depth", "--width", "--batch-size", "--epochs", "--lr",
-                   "--optimizer", "--seed", "--save", "--quiet"):
+                   "--optimizer", "--seed", "--save", "--quiet", "--nproc", "--distributed"):
         assert option in text
-    assert "{none,batch,layer,group,renorm}" in text and "{relu,tanh,sigmoid,leaky_relu,elu,gelu}" in text
+    assert "{none,batch,layer,group,renorm,sync-batch}" in text and "{relu,tanh,sigmoid,leaky_relu,elu,gelu}" in text
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab._checks import NUMERIC_KINDS, not_numeric
 from normlab.autograd.grad_mode import is_grad_enabled
 
 
@@ -60,6 +61,9 @@ class Function:
 
     #: True for every positional input that requires grad (set by ``apply``).
     needs_input_grad: tuple[bool, ...] = ()
+
+    #: May a positional input be None (an absent optional input, such as a bias)?
+    accepts_none: bool = True
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -73,9 +77,7 @@ class Function:
         from normlab.autograd.tensor import Tensor
 
         fn = cls()
-        # A NumPy scalar operand acts like a Python number (torch's weak scalars):
-        # float32 tensor / np.int64(3) stays float32, where NumPy would promote.
-        arrays = [a._data if isinstance(a, Tensor) else a.item() if isinstance(a, np.generic) else a for a in args]
+        arrays = [a._data if isinstance(a, Tensor) else _operand(a, cls.accepts_none) for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = any(needs) and is_grad_enabled()
         fn.needs_input_grad = needs
@@ -107,6 +109,36 @@ class Function:
             fn.num_outputs = len(outputs)
             fn.output_hooks = {}
         return wrapped[0] if single else tuple(wrapped)
+
+
+def _operand(value, accepts_none: bool):
+    """A positional input that is not a Tensor, as forward receives it; anything non-numeric raises TypeError.
+
+    A NumPy scalar acts like a Python number (torch's weak scalars): float32
+    tensor / np.int64(3) stays float32, where NumPy would promote. Sequences
+    and other array-likes become arrays; strings, None (unless the op takes an
+    optional input) and object arrays are refused, naming the function the user
+    called rather than failing inside a NumPy ufunc.
+    """
+    if isinstance(value, (bool, int, float, complex)):
+        return value
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in NUMERIC_KINDS:
+            raise not_numeric(value)
+        return value.item()
+    if value is None:
+        if accepts_none:
+            return None
+        raise not_numeric(value)
+    if isinstance(value, (str, bytes)):
+        raise not_numeric(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise not_numeric(value) from None
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise not_numeric(value)
+    return array
 
 
 def from_op(name: str, forward, backward, doc: str | None = None) -> type[Function]:
@@ -255,16 +287,48 @@ def _run_hooks(hooks, g: np.ndarray) -> tuple[np.ndarray, bool]:
     return g, replaced_any
 
 
+def _leaves_finishing(order: list[Function]) -> dict[int, list]:
+    """Step in ``order`` -> the leaves with post-accumulate-grad hooks that the Function at that step feeds last."""
+    last: dict[int, tuple] = {}
+    for step, fn in enumerate(order):
+        for inp, edge in zip(fn.inputs, fn.edges):
+            if edge is not None and edge[0] is None and inp._post_accumulate_grad_hooks:
+                last[id(inp)] = (step, inp)
+    finishing: dict[int, list] = {}
+    for step, leaf in last.values():
+        finishing.setdefault(step, []).append(leaf)
+    return finishing
+
+
+def _run_post_accumulate_grad_hooks(leaves, reached: set) -> None:
+    """Call ``hook(leaf)`` for each leaf whose ``.grad`` received this backward's gradient."""
+    for leaf in leaves:
+        if id(leaf) in reached:
+            for hook in list(leaf._post_accumulate_grad_hooks):
+                hook(leaf)
+
+
 def run_backward(root, grad: np.ndarray) -> None:
-    """Propagate ``grad`` (d loss / d root) to every leaf that requires grad."""
+    """Propagate ``grad`` (d loss / d root) to every leaf that requires grad.
+
+    A leaf's post-accumulate-grad hooks run once, right after the last
+    Function that feeds it has added its gradient (torch's
+    ``register_post_accumulate_grad_hook``; DistributedDataParallel starts
+    its gradient reductions from them while the backward goes on).
+    """
     if root._creator is None:  # a leaf: its gradient is the seed itself
         root._accumulate_leaf(grad)
+        _run_post_accumulate_grad_hooks([root], {id(root)})
         return
     pending: dict[int, list] = {id(root._creator): [None] * root._creator.num_outputs}
     pending[id(root._creator)][root._output_index] = grad
-    for fn in reversed(_topological_order(root._creator)):
+    order = list(reversed(_topological_order(root._creator)))
+    finishing = _leaves_finishing(order) if root._post_accumulate_grad_hooks_used else {}
+    reached: set[int] = set()
+    for step, fn in enumerate(order):
         out_grads = pending.pop(id(fn), None)
         if out_grads is None or all(g is None for g in out_grads):
+            _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)
             continue
         for index, hooks in fn.output_hooks.items():
             if out_grads[index] is not None:
@@ -291,6 +355,8 @@ def run_backward(root, grad: np.ndarray) -> None:
             creator, output_index = edge
             if creator is None:
                 inp._accumulate_leaf(g, exclusive=_exclusive(g, in_grads, out_grads))
+                reached.add(id(inp))
             else:
                 slot = pending.setdefault(id(creator), [None] * creator.num_outputs)
                 slot[output_index] = _accumulate(slot[output_index], g)
+        _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)

@@ -31,6 +31,7 @@ from normlab.data.datasets import (
 )
 from normlab.data.idx import read_idx, write_idx
 from normlab.data.loader import DataLoader, Dataset, Subset, TensorDataset, collate, random_split
+from normlab.data.sampler import DistributedSampler, Sampler
 from normlab.data.sequences import (
     TEMPORAL_ORDER_SYMBOLS,
     SequenceSet,
@@ -40,7 +41,7 @@ from normlab.data.sequences import (
 )
 
 __all__ = [
-    "Dataset", "TensorDataset", "Subset", "DataLoader", "collate", "random_split",
+    "Dataset", "TensorDataset", "Subset", "DataLoader", "collate", "random_split", "Sampler", "DistributedSampler",
     "DataSplits", "stratified_split", "load_digits", "load_mnist1d", "make_spirals", "make_blobs",
     "load_mnist", "load_fashion_mnist", "FASHION_CLASSES", "read_idx", "write_idx", "default_cache_dir",
     "register_dataset", "get_dataset", "list_datasets",
