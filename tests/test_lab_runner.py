@@ -44,6 +44,7 @@ def test_a_run_writes_results_report_and_figures(tiny_runs):
     assert verdicts == {"learns": "reproduced", "impossible": "inconclusive"}
     assert record["verdict"] == "inconclusive"
     assert document["provenance"]["threads_per_worker"] == 1
+    assert record["threads_observed"] == [1]  # measured inside the workers, not only asked for
     assert document["provenance"]["seeds"] == {"tiny-fake": [0, 1]}
 
 
@@ -195,3 +196,9 @@ def test_provenance_describes_the_code_before_the_run(tmp_path, monkeypatch):
     assert state["commit"] == "after" and document["provenance"]["git_commit"] == "before"
     versions = document["provenance"]["versions"]
     assert versions["numpy"] == np.__version__ and versions["mnist1d"] and versions["scikit-learn"]
+
+
+def test_threads_reach_the_workers(tmp_path):
+    document = _run(tmp_path, names=("deterministic-fake",), threads=2)
+    assert document["provenance"]["thread_variables"]["NUMBA_NUM_THREADS"] == "2"
+    assert document["experiments"][0]["threads_observed"] == [2]

@@ -73,7 +73,8 @@ results.json: ``{"quick", "experiments": [{"id", "claim", "anchor", "criterion",
 "seeds", "effect", "verdict", "figures", ...}], "provenance": {...}}`` with,
 per experiment, also ``status`` ("ok"/"failed"), ``traceback``, ``checks``,
 ``effect_sd``, ``effect_per_seed``, ``size``, ``task_seconds`` (wall) and
-``task_cpu_seconds``, ``captions``, ``measurement``, ``discussion``.
+``task_cpu_seconds``, ``threads_observed`` (thread counts the workers reported), ``captions``,
+``measurement``, ``discussion``.
 """
 from normlab.lab.experiment import VERDICTS, Check, Experiment, get_experiment, list_experiments, register
 from normlab.lab.runner import run

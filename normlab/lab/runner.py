@@ -68,9 +68,11 @@ def _run_unit(module: str, name: str, index: int, task: dict, size: dict) -> dic
             last[0] = now
             _progress_queue.put((name, index, min(max(float(fraction), 0.0), 1.0)))
 
+    threads = None
     try:
         import normlab
 
+        threads = normlab.get_num_threads()  # what the worker really uses, recorded next to what was asked
         experiment = load_experiment(module, name)
         normlab.manual_seed(int(task["seed"]))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -81,7 +83,8 @@ def _run_unit(module: str, name: str, index: int, task: dict, size: dict) -> dic
     except Exception:
         outcome = {"ok": False, "traceback": traceback.format_exc()}
     # CPU time as well as wall time: on a shared machine the CPU time is what the task costs.
-    return {**outcome, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
+    return {**outcome, "threads": threads, "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu_start}
 
 
 # ----------------------------------------------------------------------------
@@ -207,6 +210,7 @@ def _finish(entry: dict, outcomes: list[dict], quick: bool, out: Path) -> dict:
         "module": type(experiment).__module__,
         "task_seconds": sum(o.get("seconds", 0.0) for o in outcomes),
         "task_cpu_seconds": sum(o.get("cpu_seconds", 0.0) for o in outcomes),
+        "threads_observed": sorted({o["threads"] for o in outcomes if o.get("threads") is not None}),
     }
     failures = [o["traceback"] for o in outcomes if not o.get("ok")]
     if entry.get("error"):
