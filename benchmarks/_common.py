@@ -32,3 +32,22 @@ def copy_bandwidth(nbytes: int, repeat: int) -> float:
     best = min(min(timed(lambda: np.copyto(dst, src)), timed(lambda: _parallel_copy(src, dst)))
                for _ in range(repeat))
     return 2 * src.nbytes / best
+
+
+def run_per_thread_count(script: str, threads: int, arguments: list[str]) -> list:
+    """Run ``script --child threads *arguments`` in a fresh process with every thread variable set to ``threads``.
+
+    The thread counts must be fixed before NumPy, Numba and torch load, hence
+    a subprocess per count; the child prints its rows as JSON on its last line.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    command = [sys.executable, os.path.abspath(script), "--child", str(threads), *arguments]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])

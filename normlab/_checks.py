@@ -8,6 +8,7 @@ autograd and nn can all use it.
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
 
@@ -90,3 +91,85 @@ def check_same_dtype(name: str, input: np.ndarray, **parameters) -> None:
                 f"{name}: expected input of the parameters' dtype {value.dtype}, got input of dtype {input.dtype} "
                 f"({what} is {value.dtype}); convert the input (x.astype(np.{value.dtype})) or the layer's parameters"
             )
+
+
+# ----------------------------------------------------------------------------
+# Non-numeric input: one message everywhere
+# ----------------------------------------------------------------------------
+
+NUMERIC_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex
+
+_OPERATORS = {
+    "__add__": "+", "__radd__": "+", "__iadd__": "+=", "__sub__": "-", "__rsub__": "-", "__isub__": "-=",
+    "__mul__": "*", "__rmul__": "*", "__imul__": "*=", "__truediv__": "/", "__rtruediv__": "/",
+    "__itruediv__": "/=", "__pow__": "**", "__rpow__": "**", "__matmul__": "@", "__rmatmul__": "@",
+    "__lt__": "<", "__le__": "<=", "__gt__": ">", "__ge__": ">=", "__eq__": "==", "__ne__": "!=",
+    "__and__": "&", "__rand__": "&", "__or__": "|", "__ror__": "|", "__xor__": "^", "__rxor__": "^",
+    "__floordiv__": "//", "__rfloordiv__": "//", "__mod__": "%", "__rmod__": "%", "__setitem__": "[...] =",
+}
+
+# Where a function the user calls is reached from (module prefix -> public prefix).
+_PUBLIC_PREFIXES = (("normlab.autograd", "normlab."), ("normlab.nn.functional", "F."), ("normlab.checkpoint", "normlab."),
+                    ("normlab.linalg", "normlab.linalg."))
+
+
+def _frame_name(frame) -> str:
+    code, local = frame.f_code, frame.f_locals
+    owner = local.get("self")
+    if code.co_name in _OPERATORS:
+        return f"operator {_OPERATORS[code.co_name]}"
+    if code.co_name == "__array_ufunc__" and "ufunc" in local:  # array + tensor: NumPy handed the call over
+        return f"numpy.{local['ufunc'].__name__}"
+    if owner is not None:
+        kind = type(owner).__name__
+        if code.co_name in ("__call__", "forward") and hasattr(owner, "_parameters"):
+            return kind  # a Module called on bad input: name the layer
+        return f"{kind}.{code.co_name}"
+    module = frame.f_globals.get("__name__", "")
+    for internal, public in _PUBLIC_PREFIXES:
+        if module.startswith(internal):
+            return public + code.co_name
+    return code.co_name
+
+
+def public_caller(default: str = "normlab") -> str:
+    """The normlab function the user called: the outermost normlab frame on the stack.
+
+    Used only to name the function in an error message (never on a fast path):
+    ``F.relu("abc")`` fails deep inside ``as_tensor``, but the message should
+    say ``F.relu``; ``t + "abc"`` says ``operator +``, ``nn.Linear(2, 3)("x")``
+    says ``Linear``.
+    """
+    frame, name = sys._getframe(1), default
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != "normlab" and not module.startswith("normlab."):
+            break
+        if not frame.f_code.co_name.startswith("<"):  # lambdas and comprehensions name nothing
+            name = _frame_name(frame)
+        frame = frame.f_back
+    return name
+
+
+def describe(value) -> str:
+    """A short description of a value for an error message: ``str 'abc'``, ``None``, ``list of str``."""
+    if value is None:
+        return "None"
+    if isinstance(value, (str, bytes)):
+        text = repr(value)
+        return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+    if isinstance(value, np.ndarray):
+        strings = " of strings" if value.dtype.kind in "US" else ""
+        return f"an array{strings} of dtype {value.dtype}"
+    if isinstance(value, (list, tuple)) and value:
+        kinds = sorted({type(item).__name__ for item in value})
+        return f"{type(value).__name__} of {', '.join(kinds)}"
+    kind = type(value)
+    # A foreign class by its full name: "torch.Tensor", never a bare "Tensor" that reads like normlab's.
+    module = kind.__module__.split(".")[0]
+    return kind.__name__ if module == "builtins" else f"{module}.{kind.__name__}"
+
+
+def not_numeric(value, what: str = "a Tensor, a NumPy array or a number") -> TypeError:
+    """The TypeError for a non-numeric value, naming the public function that received it."""
+    return TypeError(f"{public_caller()}: expected {what}, got {describe(value)}")

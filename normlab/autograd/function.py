@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab._checks import NUMERIC_KINDS, not_numeric
 from normlab.autograd.grad_mode import is_grad_enabled
 
 
@@ -60,6 +61,9 @@ class Function:
 
     #: True for every positional input that requires grad (set by ``apply``).
     needs_input_grad: tuple[bool, ...] = ()
+
+    #: May a positional input be None (an absent optional input, such as a bias)?
+    accepts_none: bool = True
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -73,9 +77,7 @@ class Function:
         from normlab.autograd.tensor import Tensor
 
         fn = cls()
-        # A NumPy scalar operand acts like a Python number (torch's weak scalars):
-        # float32 tensor / np.int64(3) stays float32, where NumPy would promote.
-        arrays = [a._data if isinstance(a, Tensor) else a.item() if isinstance(a, np.generic) else a for a in args]
+        arrays = [a._data if isinstance(a, Tensor) else _operand(a, cls.accepts_none) for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = any(needs) and is_grad_enabled()
         fn.needs_input_grad = needs
@@ -107,6 +109,36 @@ class Function:
             fn.num_outputs = len(outputs)
             fn.output_hooks = {}
         return wrapped[0] if single else tuple(wrapped)
+
+
+def _operand(value, accepts_none: bool):
+    """A positional input that is not a Tensor, as forward receives it; anything non-numeric raises TypeError.
+
+    A NumPy scalar acts like a Python number (torch's weak scalars): float32
+    tensor / np.int64(3) stays float32, where NumPy would promote. Sequences
+    and other array-likes become arrays; strings, None (unless the op takes an
+    optional input) and object arrays are refused, naming the function the user
+    called rather than failing inside a NumPy ufunc.
+    """
+    if isinstance(value, (bool, int, float, complex)):
+        return value
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in NUMERIC_KINDS:
+            raise not_numeric(value)
+        return value.item()
+    if value is None:
+        if accepts_none:
+            return None
+        raise not_numeric(value)
+    if isinstance(value, (str, bytes)):
+        raise not_numeric(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise not_numeric(value) from None
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise not_numeric(value)
+    return array
 
 
 def from_op(name: str, forward, backward, doc: str | None = None) -> type[Function]:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from normlab.autograd.function import Function
+from normlab.autograd.function import Function as _Function
+
+
+class Function(_Function):
+    """The base of the elementary ops here: none of them has an optional input, so None is refused."""
+
+    accepts_none = False
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -244,9 +250,128 @@ class Where(Function):
                 unbroadcast(np.where(self.condition, zero, g), self.shapes[1]) if gb else None)
 
 
-class Copy(Function):
+class Sin(Function):
     def forward(self, a):
-        return np.array(a, copy=True)
+        self.a = a
+        return np.sin(a)
+
+    def backward(self, g):
+        return (g * np.cos(self.a),)  # d sin(a) = cos(a)
+
+
+class Cos(Function):
+    def forward(self, a):
+        self.a = a
+        return np.cos(a)
+
+    def backward(self, g):
+        return (-g * np.sin(self.a),)  # d cos(a) = -sin(a)
+
+
+class Tan(Function):
+    def forward(self, a):
+        self.a = a
+        return np.tan(a)
+
+    def backward(self, g):
+        return (g / np.cos(self.a) ** 2,)  # d tan(a) = 1 / cos(a)^2
+
+
+class Log1p(Function):
+    def forward(self, a):
+        self.a = a
+        return np.log1p(a)
+
+    def backward(self, g):
+        return (g / (1 + np.asarray(self.a)),)  # d log(1 + a) = 1 / (1 + a)
+
+
+class Expm1(Function):
+    def forward(self, a):
+        self.a = a
+        return np.expm1(a)
+
+    def backward(self, g):
+        return (g * np.exp(self.a),)  # d (e^a - 1) = e^a
+
+
+class Reciprocal(Function):
+    def forward(self, a):
+        self.a = a
+        return np.reciprocal(a)
+
+    def backward(self, g):
+        return (-g / np.square(self.a),)  # d (1/a) = -1/a^2
+
+
+class Rsqrt(Function):
+    def forward(self, a):
+        self.a = a
+        return 1 / np.sqrt(a)
+
+    def backward(self, g):
+        return (-0.5 * g / (self.a * np.sqrt(self.a)),)  # d a^(-1/2) = -1/2 a^(-3/2)
+
+
+class Sinh(Function):
+    def forward(self, a):
+        self.a = a
+        return np.sinh(a)
+
+    def backward(self, g):
+        return (g * np.cosh(self.a),)  # d sinh(a) = cosh(a)
+
+
+class Cosh(Function):
+    def forward(self, a):
+        self.a = a
+        return np.cosh(a)
+
+    def backward(self, g):
+        return (g * np.sinh(self.a),)  # d cosh(a) = sinh(a)
+
+
+class Arcsin(Function):
+    def forward(self, a):
+        self.a = a
+        return np.arcsin(a)
+
+    def backward(self, g):
+        return (g / np.sqrt(1 - np.square(self.a)),)  # d asin(a) = 1 / sqrt(1 - a^2)
+
+
+class Arccos(Function):
+    def forward(self, a):
+        self.a = a
+        return np.arccos(a)
+
+    def backward(self, g):
+        return (-g / np.sqrt(1 - np.square(self.a)),)  # d acos(a) = -1 / sqrt(1 - a^2)
+
+
+class Arctan(Function):
+    def forward(self, a):
+        self.a = a
+        return np.arctan(a)
+
+    def backward(self, g):
+        return (g / (1 + np.square(self.a)),)  # d atan(a) = 1 / (1 + a^2)
+
+
+class Step(Function):
+    """sign, floor, ceil, round, trunc: piecewise constant, so the gradient is 0 (as torch)."""
+
+    def forward(self, a, *, op, **options):
+        self.shape = np.shape(a)
+        return op(a, **options)
+
+    def backward(self, g):
+        return (np.zeros(self.shape, dtype=g.dtype),)
+
+
+class Copy(Function):
+    def forward(self, a, *, order="K"):
+        return np.array(a, copy=True, order=order)
 
     def backward(self, g):
         return (g,)
@@ -298,7 +423,95 @@ class Var(Function):
         # (the mean's own dependence on x contributes sum(x - mean) = 0)
         g = _expand_reduced(g, self.shape, self.axes, self.keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (g * (2.0 / self.divisor) * self.centered,)
+            return (g * (2.0 / np.float64(self.divisor)) * self.centered,)  # divisor 0: nan, as torch
+
+
+class Prod(Function):
+    """Product over one axis (or all elements, flattened to axis 0 of a 1-D view)."""
+
+    def forward(self, a, *, axis, keepdim):
+        self.a, self.axis, self.keepdim = a, axis, keepdim
+        return np.prod(a, axis=axis, keepdims=keepdim)
+
+    def backward(self, g):
+        # d prod / d a_i = product of all the other elements. Written as the
+        # exclusive cumulative products from the left and from the right, so a
+        # zero among the a_j needs no division (dividing prod by a_i would).
+        a = np.moveaxis(np.asarray(self.a), self.axis, -1)
+        ones = np.ones(a.shape[:-1] + (1,), dtype=a.dtype)
+        left = np.cumprod(np.concatenate([ones, a[..., :-1]], axis=-1), axis=-1)
+        right = np.flip(np.cumprod(np.concatenate([ones, np.flip(a, -1)[..., :-1]], axis=-1), axis=-1), -1)
+        others = np.moveaxis(left * right, -1, self.axis)
+        g = g if self.keepdim else np.expand_dims(g, self.axis)
+        return (g * others,)
+
+
+class Cumsum(Function):
+    def forward(self, a, *, axis):
+        self.axis = axis
+        return np.cumsum(a, axis=axis)
+
+    def backward(self, g):
+        # y_j = sum_{i <= j} a_i  =>  d/da_i = sum_{j >= i} g_j: a cumulative sum from the right.
+        return (np.flip(np.cumsum(np.flip(g, self.axis), axis=self.axis), self.axis),)
+
+
+class LogSumExp(Function):
+    def forward(self, a, *, axes, keepdim):
+        self.a, self.axes, self.keepdim = a, axes, keepdim
+        shift = np.max(a, axis=axes, keepdims=True) if np.size(a) else np.zeros((1,) * np.ndim(a), np.asarray(a).dtype)
+        shift = np.where(np.isfinite(shift), shift, 0)  # all -inf (or an inf) must not give nan from inf - inf
+        with np.errstate(divide="ignore"):
+            self.y = np.log(np.sum(np.exp(a - shift), axis=axes, keepdims=True)) + shift
+        return (self.y if keepdim else np.squeeze(self.y, axis=axes)).copy()  # never hand out what backward reads
+
+    def backward(self, g):
+        # y = log sum exp(a)  =>  dy/da_i = exp(a_i - y): the softmax of a.
+        g = g if self.keepdim else np.expand_dims(g, self.axes)
+        return (g * np.exp(self.a - self.y),)
+
+
+class VectorNorm(Function):
+    """||a||_p over ``axes``: (sum |a_i|^p)^(1/p); p = inf / -inf: the largest / smallest |a_i|; p = 0: a count."""
+
+    def forward(self, a, *, ord, axes, keepdim):
+        self.a, self.ord, self.axes, self.keepdim = a, ord, axes, keepdim
+        magnitude = np.abs(a)
+        if ord == np.inf:
+            y = np.max(magnitude, axis=axes, keepdims=True)
+        elif ord == -np.inf:
+            y = np.min(magnitude, axis=axes, keepdims=True)
+        elif ord == 0:
+            y = np.sum(magnitude != 0, axis=axes, keepdims=True).astype(np.asarray(a).dtype)
+        elif ord == 1:
+            y = np.sum(magnitude, axis=axes, keepdims=True)
+        elif ord == 2:
+            y = np.sqrt(np.sum(magnitude * magnitude, axis=axes, keepdims=True))
+        else:
+            y = np.sum(magnitude ** ord, axis=axes, keepdims=True) ** (1.0 / ord)
+        self.y = y
+        return (y if keepdim else np.squeeze(y, axis=axes)).copy()
+
+    def backward(self, g):
+        # d ||a||_p / d a_i = sign(a_i) |a_i|^(p-1) / ||a||^(p-1)
+        #   p = 2: a_i / ||a||;  p = 1: sign(a_i);  p = +-inf: sign(a_i) on the elements
+        #   that attain the extremum, shared equally between ties;  p = 0: 0.
+        # Where the norm is 0 the gradient is 0 (torch's choice at the kink).
+        a, y, p = np.asarray(self.a), self.y, self.ord
+        g = g if self.keepdim else np.expand_dims(g, self.axes)
+        if p == 0:
+            return (np.zeros(a.shape, dtype=g.dtype),)
+        if p == 1:
+            return (g * np.sign(a),)
+        if p in (np.inf, -np.inf):
+            winners = np.abs(a) == y
+            return (g * np.sign(a) * winners / np.sum(winners, axis=self.axes, keepdims=True),)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                local = a / y
+            else:
+                local = np.sign(a) * np.abs(a) ** (p - 1) / y ** (p - 1)
+        return (g * np.where(y == 0, 0.0, local),)
 
 
 class Extremum(Function):
@@ -386,12 +599,20 @@ class GetItem(Function):
 
 
 class SetItem(Function):
-    """``out = a`` with ``out[index] = v``: the overwritten part of ``a`` gets no gradient, ``v`` gets ``g[index]``."""
+    """``out = a`` with ``out[index] = v`` (``accumulate``: ``out[index] += v``, repeats adding up).
 
-    def forward(self, a, v, *, index):
-        self.index, self.v_shape = index, np.shape(v)
+    The overwritten part of ``a`` gets no gradient (with ``accumulate`` all of
+    ``a`` gets ``g``); ``v`` gets ``g[index]``. Item assignment, scatter and
+    scatter_add are this one rule.
+    """
+
+    def forward(self, a, v, *, index, accumulate=False):
+        self.index, self.v_shape, self.accumulate = index, np.shape(v), accumulate
         out = np.array(a, copy=True)
-        out[index] = v
+        if accumulate:
+            np.add.at(out, index, v)
+        else:
+            out[index] = v
         return out
 
     def backward(self, g):
@@ -399,7 +620,8 @@ class SetItem(Function):
         grad_a = grad_v = None
         if ga:
             grad_a = np.array(g, copy=True)
-            grad_a[self.index] = 0
+            if not self.accumulate:
+                grad_a[self.index] = 0
         if gv:
             grad_v = unbroadcast(np.asarray(g[self.index]), self.v_shape)
         return grad_a, grad_v

@@ -45,6 +45,11 @@ class set_grad_enabled:
 class _GradModeContext:
     mode = True
 
+    def __new__(cls, orig_func=None):
+        if orig_func is not None:  # used as a bare decorator: @normlab.no_grad
+            return cls()(orig_func)
+        return super().__new__(cls)
+
     def __enter__(self) -> None:
         self.previous = is_grad_enabled()
         _set(self.mode)

@@ -1,5 +1,9 @@
 """Samplers: which dataset indices a DataLoader visits, in which order (torch.utils.data's names).
 
+``SequentialSampler`` and ``RandomSampler`` are what ``shuffle=False`` /
+``shuffle=True`` mean; ``BatchSampler`` groups indices into batches; random
+samplers draw from normlab's global generator or from ``generator=``.
+
 ``DistributedSampler`` gives each process of a data-parallel job its own
 share of the dataset, every share the same length, so that every process
 runs the same number of steps per epoch (a process with one step more would
@@ -17,17 +21,137 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["Sampler", "DistributedSampler"]
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
+           "BatchSampler", "DistributedSampler"]
 
 
 class Sampler:
     """Base class: an iterable of dataset indices with a length (like ``torch.utils.data.Sampler``)."""
+
+    def __init__(self, data_source=None) -> None:
+        pass
 
     def __iter__(self) -> Iterator[int]:
         raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
 
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+
+def _generator(generator, name: str) -> np.random.Generator:
+    if generator is None:
+        # Looked up at every use, not stored: manual_seed replaces the global generator object.
+        from normlab.random import default_generator
+        return default_generator()
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{name}: expected generator to be a normlab.Generator, a numpy.random.Generator or None, "
+                        f"got {type(generator).__name__}")
+    return generator
+
+
+class SequentialSampler(Sampler):
+    """0, 1, ..., len(data_source) - 1."""
+
+    def __init__(self, data_source) -> None:
+        self.data_source = data_source
+
+    def __iter__(self):
+        return iter(range(len(self.data_source)))
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+class RandomSampler(Sampler):
+    """A fresh random permutation every epoch (or ``num_samples`` draws with ``replacement``)."""
+
+    def __init__(self, data_source, replacement: bool = False, num_samples: int | None = None,
+                 generator=None) -> None:
+        if not isinstance(replacement, bool):
+            raise TypeError(f"RandomSampler: expected replacement to be a bool, got {replacement!r}")
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
+                                        or num_samples <= 0):
+            raise ValueError(f"RandomSampler: expected num_samples to be a positive integer, got {num_samples!r}")
+        if generator is not None:
+            _generator(generator, "RandomSampler")
+        self.data_source, self.replacement, self._num_samples = data_source, replacement, num_samples
+        self.generator = generator
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data_source) if self._num_samples is None else self._num_samples
+
+    def __iter__(self):
+        rng, n = _generator(self.generator, "RandomSampler"), len(self.data_source)
+        if self.replacement:
+            return iter(rng.integers(0, n, size=self.num_samples).tolist())
+        order = np.concatenate([rng.permutation(n) for _ in range(-(-self.num_samples // max(n, 1)))]) if n else []
+        return iter(list(order[:self.num_samples]))
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class SubsetRandomSampler(Sampler):
+    """The given indices in a random order (a fresh one every epoch)."""
+
+    def __init__(self, indices, generator=None) -> None:
+        self.indices, self.generator = list(indices), generator
+
+    def __iter__(self):
+        order = _generator(self.generator, "SubsetRandomSampler").permutation(len(self.indices))
+        return iter([self.indices[i] for i in order])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probability proportional to ``weights``."""
+
+    def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None) -> None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim != 1 or (weights < 0).any() or not weights.sum() > 0:
+            raise ValueError("WeightedRandomSampler: expected a 1D sequence of non-negative weights with a positive sum")
+        if not replacement and num_samples > np.count_nonzero(weights):
+            raise ValueError("WeightedRandomSampler: without replacement, num_samples must not exceed the number "
+                             "of nonzero weights")
+        self.weights, self.num_samples, self.replacement = weights, int(num_samples), replacement
+        self.generator = generator
+
+    def __iter__(self):
+        rng = _generator(self.generator, "WeightedRandomSampler")
+        drawn = rng.choice(len(self.weights), size=self.num_samples, replace=self.replacement,
+                           p=self.weights / self.weights.sum())
+        return iter(drawn.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class BatchSampler(Sampler):
+    """Groups the indices of ``sampler`` into lists of ``batch_size`` (the last one shorter unless ``drop_last``)."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+            raise ValueError(f"BatchSampler: expected batch_size to be a positive integer, got {batch_size!r}")
+        if not isinstance(drop_last, (bool, np.bool_)):
+            raise TypeError(f"BatchSampler: expected drop_last to be a bool, got {drop_last!r}")
+        self.sampler, self.batch_size, self.drop_last = sampler, int(batch_size), bool(drop_last)
+
+    def __iter__(self):
+        batch = []
+        for index in self.sampler:
+            batch.append(int(index))
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 
 def _non_negative_int(what: str, value) -> int:

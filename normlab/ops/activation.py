@@ -178,3 +178,95 @@ def log_softmax_backward(dy, saved):
     y, dim = saved
     # y = x - logsumexp(x)  =>  dx = dy - softmax(x) sum(dy)
     return dy - np.exp(y) * np.sum(dy, axis=dim, keepdims=True)
+
+
+# ---------------------------------------------------------------- smooth and hard gates
+
+def mish_forward(x):
+    """y = x tanh(softplus(x)) (Misra, 2019, arXiv:1908.08681)."""
+    tanh_softplus = np.tanh(np.logaddexp(0.0, x)).astype(x.dtype, copy=False)
+    return x * tanh_softplus, (x, tanh_softplus)
+
+
+def mish_backward(dy, saved):
+    x, tanh_softplus = saved
+    # With t = tanh(softplus(x)) and softplus' = sigmoid:
+    #   dy/dx = t + x (1 - t^2) sigmoid(x)
+    s, _ = sigmoid_forward(x)
+    return dy * (tanh_softplus + x * s * (1.0 - tanh_softplus * tanh_softplus))
+
+
+def hardswish_forward(x):
+    """y = x relu6(x + 3) / 6 (Howard et al., 2019, "Searching for MobileNetV3")."""
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0, x
+
+
+def hardswish_backward(dy, x):
+    # 0 up to -3, x/3 + 1/2 strictly inside (-3, 3), 1 from 3 on (torch's boundary rule)
+    slope = np.where(x <= -3.0, 0.0, np.where(x < 3.0, x / 3.0 + 0.5, 1.0))
+    return (dy * slope).astype(dy.dtype, copy=False)
+
+
+def hardsigmoid_forward(x):
+    """y = relu6(x + 3) / 6, a piecewise-linear sigmoid."""
+    return np.clip(x + 3.0, 0.0, 6.0) / 6.0, x
+
+
+#: torch's hardsigmoid backward multiplies by 1/6 rounded to float32 in every dtype; so do we, to stay equal.
+_ONE_SIXTH_F32 = float(np.float32(1.0 / 6.0))
+
+
+def hardsigmoid_backward(dy, x):
+    # slope 1/6 strictly inside (-3, 3), 0 elsewhere (torch's boundary rule)
+    inside = (x > -3.0) & (x < 3.0)
+    return np.where(inside, dy * _ONE_SIXTH_F32, 0.0).astype(dy.dtype, copy=False)
+
+
+def softsign_forward(x):
+    """y = x / (1 + |x|)."""
+    denominator = 1.0 + np.abs(x)
+    return x / denominator, denominator
+
+
+def softsign_backward(dy, denominator):
+    # d/dx x / (1 + |x|) = ((1 + |x|) - x sign(x)) / (1 + |x|)^2 = 1 / (1 + |x|)^2
+    return dy / (denominator * denominator)
+
+
+def tanhshrink_forward(x):
+    """y = x - tanh(x)."""
+    t = np.tanh(x)
+    return x - t, t
+
+
+def tanhshrink_backward(dy, t):
+    # d/dx (x - tanh x) = 1 - (1 - tanh^2 x) = tanh^2 x
+    return dy * (t * t)
+
+
+# ---------------------------------------------------------------- PReLU
+
+def prelu_forward(x, weight):
+    """y = x if x > 0 else a_c x, one learned slope a_c per channel (dim 1) or one shared (He et al., 2015)."""
+    a = _channel_view(weight, x.ndim)
+    active = x > 0
+    return np.where(active, x, a * x).astype(x.dtype, copy=False), (x, a, active, weight.shape)
+
+
+def prelu_backward(dy, saved):
+    x, a, active, weight_shape = saved
+    # dx = dy where x > 0 else a dy;  da_c = sum of dy * x over the inactive entries of channel c
+    dx = np.where(active, dy, a * dy).astype(dy.dtype, copy=False)
+    da = np.where(active, 0.0, dy * x)
+    if weight_shape == (1,) or x.ndim < 2:
+        da = np.sum(da).reshape(1)
+    else:
+        da = np.sum(da, axis=tuple(d for d in range(x.ndim) if d != 1))
+    return dx, da.astype(x.dtype, copy=False)
+
+
+def _channel_view(weight, ndim):
+    """The per-channel weight shaped to broadcast along dim 1 of an ``ndim``-d input."""
+    if weight.shape == (1,) or ndim < 2:
+        return weight.reshape(())
+    return weight.reshape((1, -1) + (1,) * (ndim - 2))

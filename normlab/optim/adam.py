@@ -1,25 +1,20 @@
 """Adam (Kingma & Ba, 2015) and AdamW (Loshchilov & Hutter, 2019), with torch's exact order of operations."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from normlab.optim.optimizer import Optimizer, check_bool, check_real
+from normlab.optim.optimizer import Optimizer, check_betas, check_bool, check_real, ema_square_, lerp_
 
 __all__ = ["Adam", "AdamW"]
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """start <- start + weight * (end - start), in place, with torch's two formulas.
-
-    torch's lerp switches formula at |weight| = 0.5 to stay accurate near both ends;
-    matching it keeps float64 results equal to the last bits.
-    """
-    if abs(weight) < 0.5:
-        start += weight * (end - start)
-    else:
-        np.subtract(end, (end - start) * (1 - weight), out=start)
+def check_adam_options(name: str, options: dict, group_index) -> None:
+    """The options Adam shares with its relatives (Adamax, NAdam, RAdam): lr, eps, betas, weight_decay, maximize."""
+    check_real(name, "lr", options["lr"], group_index, minimum=0)
+    check_real(name, "eps", options["eps"], group_index, minimum=0)
+    check_betas(name, options["betas"], group_index)
+    check_real(name, "weight_decay", options["weight_decay"], group_index, minimum=0)
+    check_bool(name, "maximize", options["maximize"], group_index)
 
 
 class Adam(Optimizer):
@@ -53,17 +48,8 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict, group_index) -> None:
-        name = self._name
-        check_real(name, "lr", options["lr"], group_index, minimum=0)
-        check_real(name, "eps", options["eps"], group_index, minimum=0)
-        betas = options["betas"]
-        if isinstance(betas, (str, bytes, numbers.Number)) or not hasattr(betas, "__len__") or len(betas) != 2:
-            raise ValueError(f"{name}: expected betas to be a pair (beta1, beta2), got {betas!r}")
-        check_real(name, "betas[0]", betas[0], group_index, minimum=0, below=1)
-        check_real(name, "betas[1]", betas[1], group_index, minimum=0, below=1)
-        check_real(name, "weight_decay", options["weight_decay"], group_index, minimum=0)
-        check_bool(name, "amsgrad", options["amsgrad"], group_index)
-        check_bool(name, "maximize", options["maximize"], group_index)
+        check_adam_options(self._name, options, group_index)
+        check_bool(self._name, "amsgrad", options["amsgrad"], group_index)
 
     def _check_param_state(self, param, state, group, index) -> None:
         if not state:
@@ -76,31 +62,14 @@ class Adam(Optimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         eps = float(group["eps"])
         weight_decay = float(group["weight_decay"])
-        amsgrad, maximize = bool(group["amsgrad"]), bool(group["maximize"])
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = self._gradient(p, maximize)
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = np.array(0.0, dtype=np.float32)
-                state["exp_avg"] = np.zeros_like(p._data)
-                state["exp_avg_sq"] = np.zeros_like(p._data)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = np.zeros_like(p._data)
+        amsgrad = bool(group["amsgrad"])
+        for p, g in self._with_gradients(group):
+            state = self._stepped_state(p, exp_avg=0, exp_avg_sq=0, **({"max_exp_avg_sq": 0} if amsgrad else {}))
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            state["step"] += 1
-
-            if weight_decay != 0:
-                if self._decoupled_weight_decay:
-                    # AdamW: shrink the weights directly, outside the adaptive scaling.
-                    p._data *= 1 - lr * weight_decay
-                else:
-                    g = g + weight_decay * p._data
-
-            _lerp_(exp_avg, g, 1 - beta1)
-            exp_avg_sq *= beta2
-            exp_avg_sq += ((1 - beta2) * g) * g  # torch's addcmul order: (value * g) * g
+            # AdamW shrinks the weights directly, outside the adaptive scaling.
+            g = self._decay(p, g, weight_decay, lr, decoupled=self._decoupled_weight_decay)
+            lerp_(exp_avg, g, 1 - beta1)
+            ema_square_(exp_avg_sq, g, beta2)
 
             step = float(state["step"])
             bias_correction1 = 1 - beta1 ** step

@@ -42,12 +42,16 @@ def _where(group_index: int | None) -> str:
 
 
 def check_real(owner: str, name: str, value, group_index: int | None = None, *, minimum: float | None = None,
-               below: float | None = None) -> float:
-    """Return ``value`` as a float, or raise: a real number (not a bool), >= minimum and < below."""
+               below: float | None = None, maximum: float | None = None) -> float:
+    """Return ``value`` as a float, or raise: a real number (not a bool), >= minimum and < below (or <= maximum)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: expected {name} to be a real number{_where(group_index)}, got {value!r}")
     value_f = float(value)
-    if minimum is not None and below is not None:
+    if minimum is not None and maximum is not None:
+        if not minimum <= value_f <= maximum:
+            raise ValueError(f"{owner}: expected {name} in [{minimum:g}, {maximum:g}]{_where(group_index)}, "
+                             f"got {value!r}")
+    elif minimum is not None and below is not None:
         if not minimum <= value_f < below:  # also refuses NaN
             raise ValueError(f"{owner}: expected {name} in [{minimum:g}, {below:g}){_where(group_index)}, got {value!r}")
     elif minimum is not None and not value_f >= minimum:
@@ -61,6 +65,32 @@ def check_bool(owner: str, name: str, value, group_index: int | None = None) -> 
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{owner}: expected {name} to be a bool{_where(group_index)}, got {value!r}")
     return bool(value)
+
+
+def check_betas(owner: str, betas, group_index: int | None = None) -> tuple[float, float]:
+    """Return ``betas`` as two floats, each in [0, 1), or raise (Adam and its relatives)."""
+    if isinstance(betas, (str, bytes, numbers.Number)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise ValueError(f"{owner}: expected betas to be a pair (beta1, beta2), got {betas!r}")
+    return (check_real(owner, "betas[0]", betas[0], group_index, minimum=0, below=1),
+            check_real(owner, "betas[1]", betas[1], group_index, minimum=0, below=1))
+
+
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """start <- start + weight * (end - start), in place, with torch's two formulas.
+
+    torch's lerp switches formula at |weight| = 0.5 to stay accurate near both ends;
+    matching it keeps float64 results equal to the last bits.
+    """
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        np.subtract(end, (end - start) * (1 - weight), out=start)
+
+
+def ema_square_(average: np.ndarray, g: np.ndarray, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * g * g, in place, in torch's order (mul_ then addcmul_)."""
+    average *= decay
+    average += ((1 - decay) * g) * g
 
 
 def _as_array(value, what: str) -> np.ndarray:
@@ -226,6 +256,39 @@ class Optimizer:
         if grad.dtype != p.dtype:
             grad = grad.astype(p.dtype)
         return -grad if maximize else grad
+
+    def _with_gradients(self, group: dict):
+        """``(p, g)`` for each parameter of ``group`` that has a gradient; ``g`` is negated when maximizing."""
+        maximize = bool(group["maximize"])
+        for p in group["params"]:
+            if p.grad is not None:
+                yield p, self._gradient(p, maximize)
+
+    def _stepped_state(self, p: Tensor, **fill: float) -> dict:
+        """``state[p]`` with its step count advanced by one.
+
+        Created on the parameter's first step as torch does: ``step`` a 0-d
+        float32 array, and one array per keyword, shaped like ``p`` and filled
+        with that keyword's value (e.g. ``exp_avg=0``).
+        """
+        state = self.state[p]
+        if len(state) == 0:
+            state["step"] = np.array(0.0, dtype=np.float32)
+            for name, value in fill.items():
+                state[name] = np.full_like(p._data, value)
+        state["step"] += 1
+        return state
+
+    @staticmethod
+    def _decay(p: Tensor, g: np.ndarray, weight_decay: float, lr: float = 0.0, decoupled: bool = False) -> np.ndarray:
+        """Weight decay: the L2 gradient ``g + weight_decay * p``, or (decoupled, Loshchilov & Hutter, 2019)
+        ``p <- p * (1 - lr * weight_decay)`` in place with ``g`` unchanged. Returns the gradient to use."""
+        if weight_decay == 0:
+            return g
+        if decoupled:
+            p._data *= 1 - lr * weight_decay
+            return g
+        return g + weight_decay * p._data
 
     # ---------------------------------------------------------- state dict
     def state_dict(self) -> dict:

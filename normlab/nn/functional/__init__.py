@@ -9,12 +9,15 @@ in place, as torch does.
 array([0., 2.])
 """
 from normlab.nn.functional.activation import *  # noqa: F401,F403
+from normlab.nn.functional.attention import *  # noqa: F401,F403
 from normlab.nn.functional.convolution import *  # noqa: F401,F403
+from normlab.nn.functional.lookup import *  # noqa: F401,F403
 from normlab.nn.functional.common import *  # noqa: F401,F403
 from normlab.nn.functional.loss import *  # noqa: F401,F403
 from normlab.nn.functional.normalization import *  # noqa: F401,F403
 from normlab.nn.functional.pooling import *  # noqa: F401,F403
-from normlab.nn.functional import activation as _a, common as _l, convolution as _c, loss as _s
+from normlab.nn.functional import activation as _a, attention as _t, common as _l, convolution as _c
+from normlab.nn.functional import lookup as _e, loss as _s
 from normlab.nn.functional import normalization as _n, pooling as _p
 
-__all__ = [*_a.__all__, *_c.__all__, *_l.__all__, *_s.__all__, *_n.__all__, *_p.__all__]
+__all__ = [*_a.__all__, *_t.__all__, *_c.__all__, *_e.__all__, *_l.__all__, *_s.__all__, *_n.__all__, *_p.__all__]

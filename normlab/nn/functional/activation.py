@@ -3,11 +3,21 @@ from __future__ import annotations
 
 import warnings
 
+from normlab._checks import check_float
 from normlab.autograd import activations as A
+from normlab.autograd.function import from_op
 from normlab.autograd.tensor import as_tensor
+from normlab.ops import activation as ops
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "silu", "softplus", "gelu",
-           "softmax", "log_softmax"]
+           "softmax", "log_softmax", "mish", "hardswish", "hardsigmoid", "softsign", "tanhshrink", "prelu"]
+
+_Mish = from_op("Mish", ops.mish_forward, ops.mish_backward)
+_Hardswish = from_op("Hardswish", ops.hardswish_forward, ops.hardswish_backward)
+_Hardsigmoid = from_op("Hardsigmoid", ops.hardsigmoid_forward, ops.hardsigmoid_backward)
+_Softsign = from_op("Softsign", ops.softsign_forward, ops.softsign_backward)
+_Tanhshrink = from_op("Tanhshrink", ops.tanhshrink_forward, ops.tanhshrink_backward)
+_PReLU = from_op("PReLU", ops.prelu_forward, ops.prelu_backward)
 
 
 def _activate(function, input, inplace: bool, name: str, **config):
@@ -83,3 +93,42 @@ def log_softmax(input, dim=None, dtype=None):
     if dtype is not None:
         x = x.astype(dtype)
     return A.LogSoftmax.apply(x, dim=_softmax_dim("log_softmax", x.ndim, dim))
+
+
+def mish(input, inplace: bool = False):
+    """x tanh(softplus(x)) (Misra, 2019)."""
+    return _activate(_Mish, input, inplace, "mish")
+
+
+def hardswish(input, inplace: bool = False):
+    """x relu6(x + 3) / 6 (Howard et al., 2019)."""
+    return _activate(_Hardswish, input, inplace, "hardswish")
+
+
+def hardsigmoid(input, inplace: bool = False):
+    """relu6(x + 3) / 6."""
+    return _activate(_Hardsigmoid, input, inplace, "hardsigmoid")
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    return _Softsign.apply(as_tensor(input))
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    return _Tanhshrink.apply(as_tensor(input))
+
+
+def prelu(input, weight):
+    """x if x > 0 else weight[c] x, with c the channel (dim 1); a one-element weight is shared by every channel."""
+    x, w = as_tensor(input), as_tensor(weight)
+    check_float("prelu", x._data)
+    if w.ndim != 1:
+        raise ValueError(f"prelu: expected a 1D weight, got shape {w.shape}")
+    if w.shape[0] != 1:
+        channels = x.shape[1] if x.ndim >= 2 else 1
+        if channels != w.shape[0]:
+            raise ValueError(f"prelu: expected input with {w.shape[0]} channels (dim 1) to match the weight, "
+                             f"got shape {x.shape}")
+    return _PReLU.apply(x, w)

@@ -1,6 +1,8 @@
 """``linear`` and ``dropout``."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from normlab._checks import check_float, check_probability
@@ -9,7 +11,7 @@ from normlab.autograd.tensor import Tensor, as_tensor
 from normlab.ops import linear as ops
 from normlab.random import default_generator
 
-__all__ = ["linear", "dropout"]
+__all__ = ["linear", "dropout", "dropout1d", "dropout2d", "dropout3d"]
 
 
 class _Linear(Function):
@@ -39,10 +41,13 @@ def linear(input, weight, bias=None, _layer: str = "linear"):
 
 
 class _Dropout(Function):
-    def forward(self, x, *, p, generator):
-        # Inverted dropout: scale survivors by 1/(1-p) so eval needs no change.
-        keep = generator.random(x.shape) >= p
-        self.scale = (keep / (1.0 - p)).astype(x.dtype) if p < 1 else np.zeros(x.shape, dtype=x.dtype)
+    def forward(self, x, *, p, generator, mask_dims=None):
+        # Inverted dropout: scale survivors by 1/(1-p) so eval needs no change. Channel-wise
+        # (Tompson et al., 2015): one draw per entry of the first ``mask_dims`` dims -- (sample,
+        # channel), or the channel of one unbatched sample -- shared by the whole feature map.
+        mask_shape = x.shape if mask_dims is None else x.shape[:mask_dims] + (1,) * (x.ndim - mask_dims)
+        keep = generator.random(mask_shape) >= p
+        self.scale = (keep / (1.0 - p)).astype(x.dtype) if p < 1 else np.zeros(mask_shape, dtype=x.dtype)
         return x * self.scale
 
     def backward(self, g):
@@ -51,11 +56,60 @@ class _Dropout(Function):
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
     """Zero each element with probability ``p`` in training and scale the rest by 1/(1-p)."""
-    p = check_probability("dropout", "p", p)
+    return _dropout("dropout", input, p, training, inplace, generator)
+
+
+def _dropout(name: str, input, p, training: bool, inplace: bool, generator, mask_dims=None):
+    p = check_probability(name, "p", p)
     x = as_tensor(input)
     if not training or p == 0.0:
         return x if isinstance(input, Tensor) else Tensor(x._data)
     generator = generator or default_generator()
     if inplace:
-        return x._inplace("dropout", lambda source: _Dropout.apply(source, p=p, generator=generator))
-    return _Dropout.apply(x, p=p, generator=generator)
+        return x._inplace(name, lambda source: _Dropout.apply(source, p=p, generator=generator, mask_dims=mask_dims))
+    return _Dropout.apply(x, p=p, generator=generator, mask_dims=mask_dims)
+
+
+def _channel_dropout(name: str, x: Tensor, p, training: bool, inplace: bool, generator, batched: bool):
+    """Channel-wise dropout of (N, C, *) input, or of one unbatched sample (C, *) when not ``batched``."""
+    check_float(name, x._data)
+    return _dropout(name, x, p, training, inplace, generator, mask_dims=2 if batched else 1)
+
+
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    """Zero whole channels of (N, C, L) or (C, L) input with probability ``p``; scale the rest by 1/(1-p)."""
+    x = as_tensor(input)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"dropout1d: expected 2D (C, L) or 3D (N, C, L) input, got {x.ndim}D input of shape "
+                         f"{x.shape}")
+    return _channel_dropout("dropout1d", x, p, training, inplace, generator, batched=x.ndim == 3)
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    """Zero whole channels of (N, C, H, W) input with probability ``p`` (Tompson et al., 2015).
+
+    As in torch, a 3D input is taken as (N, C, L) (with torch's warning) and
+    other ranks as (N, C, *) with a deprecation warning.
+    """
+    x = as_tensor(input)
+    if x.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {x.ndim}-D input to dropout2d, which is deprecated; it exists for "
+                      "channel-wise dropout on 3D or 4D inputs. Use dropout instead.", stacklevel=2)
+    if x.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "To maintain the 1D channel-wise dropout behavior, please switch to using dropout1d instead.",
+                      stacklevel=2)
+    if x.ndim < 2:
+        raise ValueError(f"dropout2d: expected an input with a channel dimension (N, C, *), got shape {x.shape}")
+    return _channel_dropout("dropout2d", x, p, training, inplace, generator, batched=True)
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability ``p``."""
+    x = as_tensor(input)
+    if x.ndim not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {x.ndim}-D input to dropout3d, which is deprecated; it exists for "
+                      "channel-wise dropout on 4D or 5D inputs. Use dropout instead.", stacklevel=2)
+    # As torch: anything but 5D is one unbatched sample (C, *).
+    return _channel_dropout("dropout3d", x, p, training, inplace, generator, batched=x.ndim == 5)

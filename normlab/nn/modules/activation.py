@@ -1,11 +1,15 @@
 """Activation modules (thin wrappers over ``nn.functional``)."""
 from __future__ import annotations
 
+import numpy as np
+
+from normlab._checks import check_positive_int
+from normlab.autograd.tensor import get_default_dtype
 from normlab.nn import functional as F
-from normlab.nn.modules.module import Module
+from normlab.nn.modules.module import Module, Parameter
 
 __all__ = ["Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "SELU", "SiLU", "Softplus", "GELU",
-           "Softmax", "LogSoftmax"]
+           "Softmax", "LogSoftmax", "Mish", "Hardswish", "Hardsigmoid", "Softsign", "Tanhshrink", "PReLU"]
 
 
 class Sigmoid(Module):
@@ -22,18 +26,28 @@ class Tanh(Module):
         return F.tanh(input)
 
 
-class ReLU(Module):
-    """max(x, 0) (Nair & Hinton, 2010): derivative exactly 1 where active, so it does not shrink gradients."""
+class _InplaceActivation(Module):
+    """An activation with torch's ``inplace`` option: ``forward`` calls ``F.<_function>(input, inplace=...)``."""
+
+    _function = ""
+    #: torch's repr shows ``inplace=True`` for most of these; Hardswish and Hardsigmoid never show it.
+    _shows_inplace = True
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
     def forward(self, input):
-        return F.relu(input, inplace=self.inplace)
+        return getattr(F, self._function)(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+        return "inplace=True" if self.inplace and self._shows_inplace else ""
+
+
+class ReLU(_InplaceActivation):
+    """max(x, 0) (Nair & Hinton, 2010): derivative exactly 1 where active, so it does not shrink gradients."""
+
+    _function = "relu"
 
 
 class LeakyReLU(Module):
@@ -64,26 +78,16 @@ class ELU(Module):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
-class SELU(Module):
+class SELU(_InplaceActivation):
     """scale * ELU(x, alpha) with the self-normalizing constants (Klambauer et al., 2017)."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.selu(input, inplace=self.inplace)
+    _function = "selu"
 
 
-class SiLU(Module):
+class SiLU(_InplaceActivation):
     """x * sigmoid(x) (a.k.a. swish)."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.silu(input, inplace=self.inplace)
+    _function = "silu"
 
 
 class Softplus(Module):
@@ -138,3 +142,77 @@ class LogSoftmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class Mish(_InplaceActivation):
+    """x tanh(softplus(x)) (Misra, 2019, arXiv:1908.08681): smooth, non-monotonic, unbounded above.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.Mish()(normlab.tensor([0.0, 1.0])).numpy().round(4)
+    array([0.    , 0.8651], dtype=float32)
+    """
+
+    _function = "mish"
+
+
+class Hardswish(_InplaceActivation):
+    """x relu6(x + 3) / 6 (Howard et al., 2019, MobileNetV3): a cheap piecewise swish.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.Hardswish()(normlab.tensor([-4.0, 1.0, 4.0])).numpy().round(4)
+    array([-0.    ,  0.6667,  4.    ], dtype=float32)
+    """
+
+    _function = "hardswish"
+    _shows_inplace = False
+
+
+class Hardsigmoid(_InplaceActivation):
+    """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear in between (slope 1/6)."""
+
+    _function = "hardsigmoid"
+    _shows_inplace = False
+
+
+class Softsign(Module):
+    """x / (1 + |x|): like tanh, but its tails approach +-1 polynomially, so gradients vanish more slowly."""
+
+    def forward(self, input):
+        return F.softsign(input)
+
+
+class Tanhshrink(Module):
+    """x - tanh(x)."""
+
+    def forward(self, input):
+        return F.tanhshrink(input)
+
+
+class PReLU(Module):
+    """x if x > 0 else a x, with a learned slope a (He et al., 2015, "Delving Deep into Rectifiers").
+
+    ``num_parameters`` 1 (one slope shared by every channel) or the number of
+    channels (dim 1 of the input); each slope starts at ``init``. Parameter:
+    ``weight`` of shape (num_parameters,), as in torch.
+
+    >>> import normlab, normlab.nn as nn
+    >>> act = nn.PReLU(3)
+    >>> act(normlab.randn(2, 3, 5)).shape
+    (2, 3, 5)
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_parameters = check_positive_int("PReLU", "num_parameters", num_parameters)
+        self.init = init
+        self.weight = Parameter(np.full(self.num_parameters, init, dtype=np.dtype(dtype or get_default_dtype())))
+
+    def reset_parameters(self) -> None:
+        self.weight._data[...] = self.init
+        self.weight._bump_version()
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"

@@ -27,7 +27,7 @@ from normlab.nn.functional.normalization import (
 from normlab.nn.modules.module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
-           "RMSNorm", "BatchRenorm1d", "BatchRenorm2d"]
+           "RMSNorm", "BatchRenorm1d", "BatchRenorm2d", "BatchNorm3d", "InstanceNorm3d"]
 
 
 def _dtype(dtype) -> np.dtype:
@@ -183,6 +183,20 @@ class BatchNorm2d(_BatchNorm):
     _layout = "(N, C, H, W)"
 
 
+class BatchNorm3d(_BatchNorm):
+    """Batch Normalization (Ioffe & Szegedy, 2015) over a 5D (N, C, D, H, W) input.
+
+    Same as ``torch.nn.BatchNorm3d``: statistics per channel over (N, D, H, W).
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.BatchNorm3d(3)(normlab.randn(2, 3, 2, 4, 4)).shape
+    (2, 3, 2, 4, 4)
+    """
+
+    _input_ndims = (5,)
+    _layout = "(N, C, D, H, W)"
+
+
 class _BatchRenorm(_BatchNorm):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, r_max: float = 3.0,
                  d_max: float = 5.0, affine: bool = True, device=None, dtype=None, *, bias: bool = True) -> None:
@@ -301,6 +315,20 @@ class InstanceNorm2d(_InstanceNorm):
 
     _input_ndims = (3, 4)
     _layout = "(C, H, W) or (N, C, H, W)"
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance Normalization (Ulyanov et al., 2016) over (N, C, D, H, W) or unbatched (C, D, H, W).
+
+    Same as ``torch.nn.InstanceNorm3d``: each (n, c) volume is normalized over (D, H, W).
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.InstanceNorm3d(3)(normlab.randn(2, 3, 2, 4, 4)).shape
+    (2, 3, 2, 4, 4)
+    """
+
+    _input_ndims = (4, 5)
+    _layout = "(C, D, H, W) or (N, C, D, H, W)"
 
 
 class LayerNorm(Module):
