@@ -13,9 +13,13 @@ Every configuration runs in its own subprocess, so the threading layer and
 the environment are fresh: ``1`` and ``2`` call ``normlab.set_num_threads(n)``
 and ``torch.set_num_threads(n)`` in it; ``default`` calls neither (what a user
 gets). Ours and torch's steps are timed interleaved, in short blocks, after a
-warm-up (compilation excluded); the table shows medians per step.
+warm-up (compilation excluded); the table shows medians per step. ``--clock
+cpu`` times with the process's CPU clock instead of the wall clock: at one
+thread it leaves out the time a busy machine gives to other processes (with
+more threads it adds up every thread's time, spinning included).
 
     python benchmarks/bench_small.py [--configs 1,2,default] [--models mlp-none,mlp-batch,cnn] [--steps 300]
+                                     [--clock wall|cpu]
 """
 from __future__ import annotations
 
@@ -105,7 +109,7 @@ def _step_functions(model: str):
     return ours_step, torch_step
 
 
-def _worker(config: str, models: list[str], steps: int) -> dict:
+def _worker(config: str, models: list[str], steps: int, clock) -> dict:
     import numba
     import torch
 
@@ -125,9 +129,9 @@ def _worker(config: str, models: list[str], steps: int) -> dict:
         for _ in range(max(1, steps // BLOCK)):
             for step, times in ((ours_step, ours_times), (torch_step, torch_times)):
                 for _ in range(BLOCK):
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     step()
-                    times.append(time.perf_counter() - t0)
+                    times.append(clock() - t0)
         results["models"][model] = {"ours_ms": 1e3 * float(np.median(ours_times)),
                                     "torch_ms": 1e3 * float(np.median(torch_times))}
     try:
@@ -142,6 +146,7 @@ def main() -> None:
     parser.add_argument("--configs", default="1,2,default", help="comma-separated: thread counts and/or 'default'")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {','.join(MODELS)}")
     parser.add_argument("--steps", type=int, default=300, help="timed steps per side and model")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     models = args.models.split(",")
@@ -149,14 +154,16 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {MODELS}")
     if args.worker:
-        print(json.dumps(_worker(args.worker, models, args.steps)))
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        print(json.dumps(_worker(args.worker, models, args.steps, clock)))
         return
 
-    print(f"one SGD step, float32, median of {args.steps} interleaved steps per side; "
+    print(f"one SGD step, float32, median of {args.steps} interleaved steps per side, {args.clock} clock; "
           f"load average {os.getloadavg()[0]:.1f}")
-    header = f"{'config':<10}{'model':<14}{'ours ms':>9}{'torch ms':>10}{'ratio':>8}"
+    header = f"{'config':<10}{'model':<24}{'ours ms':>9}{'torch ms':>10}{'ratio':>8}"
     for config in args.configs.split(","):
-        command = [sys.executable, __file__, "--worker", config, "--models", args.models, "--steps", str(args.steps)]
+        command = [sys.executable, __file__, "--worker", config, "--models", args.models, "--steps", str(args.steps),
+                   "--clock", args.clock]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"{config}: worker failed\n{done.stderr}")
@@ -168,7 +175,7 @@ def main() -> None:
         print("-" * len(header))
         for model, row in result["models"].items():
             label = model + (" (torch BN)" if model == "mlp-renorm" else "")
-            print(f"{config:<10}{label:<14}{row['ours_ms']:>9.3f}{row['torch_ms']:>10.3f}"
+            print(f"{config:<10}{label:<24}{row['ours_ms']:>9.3f}{row['torch_ms']:>10.3f}"
                   f"{row['ours_ms'] / row['torch_ms']:>8.2f}")
 
 

@@ -91,3 +91,22 @@ class FailingFake(Experiment):
         if task["seed"] == 1:
             raise RuntimeError("failing-fake breaks on purpose in seed 1")
         return {"effect": {"value": 1.0}}
+
+
+@register
+class DeterministicFake(Experiment):
+    id = "deterministic-fake"
+    order = 1002
+    title = "A fake experiment without randomness"
+    claim = "Two plus two is four."
+    anchor = "None: a test fixture."
+    method = "Adds; one seed whatever the mode, as a deterministic experiment declares."
+    checks = (Check("adds", "2 + 2 == 4", lambda e: e["sum"] == 4),)
+    quick = {}
+    full = {}
+
+    def seeds(self, quick, count=None):
+        return [0]
+
+    def run_task(self, task, size, progress):
+        return {"effect": {"sum": 2 + 2}}

@@ -44,6 +44,7 @@ def test_a_run_writes_results_report_and_figures(tiny_runs):
     assert verdicts == {"learns": "reproduced", "impossible": "inconclusive"}
     assert record["verdict"] == "inconclusive"
     assert document["provenance"]["threads_per_worker"] == 1
+    assert record["threads_observed"] == [1]  # measured inside the workers, not only asked for
     assert document["provenance"]["seeds"] == {"tiny-fake": [0, 1]}
 
 
@@ -169,3 +170,35 @@ def test_the_browser_check_sees_figures_and_catches_a_missing_one(tiny_runs, tmp
         (out / document["experiments"][0]["figures"][0]).unlink()
         with pytest.raises(AssertionError, match="figures the browser could not show"):
             check_in_browser(browser, out, document, tmp_path / "second.png")
+
+
+def test_a_deterministic_experiment_runs_one_seed_in_full_mode(tmp_path):
+    document = _run(tmp_path, names=("deterministic-fake",), quick=False)
+    (record,) = document["experiments"]
+    assert record["seeds"] == [0] and record["verdict"] == "reproduced" and record["effect"] == {"sum": 4.0}
+
+
+def test_provenance_describes_the_code_before_the_run(tmp_path, monkeypatch):
+    # The commit is read before any task runs: a checkout that changes during a long run
+    # must not be recorded as the code that made its numbers.
+    from normlab.lab import runner
+
+    state = {"commit": "before"}
+    monkeypatch.setattr(runner, "_git_commit", lambda: state["commit"])
+    original = lab_fakes.DeterministicFake.figures
+
+    def figures(self, *args):
+        state["commit"] = "after"
+        return original(self, *args)
+
+    monkeypatch.setattr(lab_fakes.DeterministicFake, "figures", figures)
+    document = _run(tmp_path, names=("deterministic-fake",))
+    assert state["commit"] == "after" and document["provenance"]["git_commit"] == "before"
+    versions = document["provenance"]["versions"]
+    assert versions["numpy"] == np.__version__ and versions["mnist1d"] and versions["scikit-learn"]
+
+
+def test_threads_reach_the_workers(tmp_path):
+    document = _run(tmp_path, names=("deterministic-fake",), threads=2)
+    assert document["provenance"]["thread_variables"]["NUMBA_NUM_THREADS"] == "2"
+    assert document["experiments"][0]["threads_observed"] == [2]

@@ -16,6 +16,7 @@ import torch
 import normlab
 import normlab.nn as nn
 import normlab.nn.functional as F
+from tests.normalization_checks import assert_matches
 
 
 def snapshot(module) -> dict:
@@ -269,7 +270,137 @@ def test_float32_stability_of_the_gradient(rng):
     """The input gradient on far-from-zero float32 data matches the float64 computation."""
     x = _far_from_zero((64, 3), rng)
     dy = rng.standard_normal(x.shape).astype(np.float32)
-    x32, x64 = normlab.tensor(x, requires_grad=True), normlab.tensor(x.astype(np.float64), requires_grad=True)
+    x32 = normlab.tensor(x, requires_grad=True)
     F.batch_norm(x32, None, None, training=True).backward(dy)
-    F.batch_norm(x64, None, None, training=True).backward(dy.astype(np.float64))
-    np.testing.assert_allclose(x32.grad, x64.grad, rtol=2e-5, atol=2e-6)
+    x64 = torch.tensor(x.astype(np.float64), requires_grad=True)
+    torch.nn.functional.batch_norm(x64, None, None, training=True).backward(torch.from_numpy(dy.astype(np.float64)))
+    assert_matches(x32.grad, x64.grad, np.float32, "input gradient at mean 1e4")
+
+
+# ---------------------------------------------------------------------------- a failed call changes no state
+
+@pytest.mark.parametrize("attribute, value, error", [("eps", -1.0, ValueError), ("momentum", "0.1", TypeError),
+                                                     ("eps", "tiny", TypeError)])
+@pytest.mark.parametrize("name", ["BatchNorm1d", "BatchRenorm1d"])
+def test_bad_attribute_raises_before_counting_the_batch(name, attribute, value, error, rng):
+    """Issue 6, item 5: num_batches_tracked went to 1 before eps was checked."""
+    layer = _trained(getattr(nn, name)(3), (4, 3), rng)
+    before = snapshot(layer)
+    setattr(layer, attribute, value)
+    with pytest.raises(error, match=name):
+        layer(rng.standard_normal((4, 3)).astype(np.float32))
+    assert_unchanged(layer, before)
+
+
+@pytest.mark.parametrize("bad", ["mask", "dtype"])
+def test_bad_call_of_batch_norm_module_counts_nothing(bad, rng):
+    layer = _trained(nn.BatchNorm1d(3, momentum=None), (4, 3, 5), rng)
+    before = snapshot(layer)
+    x = rng.standard_normal((4, 3, 5))
+    with pytest.raises((ValueError, TypeError)):
+        if bad == "mask":
+            layer(x.astype(np.float32), mask=np.ones((4, 4), bool))
+        else:
+            layer(x)  # float64 into a float32 layer
+    assert_unchanged(layer, before)
+
+
+# ---------------------------------------------------------------------------- empty batches, as torch
+
+@pytest.mark.parametrize("name, shape, kwargs", [
+    ("BatchNorm1d", (0, 3), {}),
+    ("BatchNorm1d", (0, 3, 5), {"momentum": None}),
+    ("BatchNorm1d", (4, 3, 0), {}),
+    ("BatchNorm2d", (0, 3, 2, 2), {}),
+    ("BatchNorm1d", (0, 3), {"affine": False}),
+    ("LayerNorm", (0, 3), {}),
+    ("RMSNorm", (0, 3), {}),
+    ("GroupNorm", (0, 3, 4), {}),
+    ("InstanceNorm1d", (0, 3, 4), {"track_running_stats": True}),
+])
+def test_empty_batch_gives_empty_output_like_torch(name, shape, kwargs, rng):
+    """Issue 6, item 5: torch accepts an empty batch; so do we, with torch's state afterwards.
+
+    torch 2.13 increments num_batches_tracked for the empty batch and leaves the
+    running statistics alone (so a following batch under momentum=None is
+    averaged as the second one) -- matched here. Deviations, on purpose: torch's
+    InstanceNorm writes NaN into its running statistics on an empty batch
+    (ours leave them alone) and raises IndexError with affine=True (ours
+    returns empty, with zero weight gradients).
+    """
+    args = {"LayerNorm": (3,), "RMSNorm": (3,), "GroupNorm": (1, 3)}.get(name, (3,))
+    ours = getattr(nn, name)(*args, **kwargs, dtype=np.float64)
+    theirs = getattr(torch.nn, name)(*args, **kwargs, dtype=torch.float64)
+    x = normlab.tensor(np.empty(shape), requires_grad=True)
+    xt = torch.empty(shape, dtype=torch.float64, requires_grad=True)
+    y, yt = ours(x), theirs(xt)
+    assert y.shape == tuple(yt.shape) == shape
+    y.backward(np.empty(shape))
+    yt.backward(torch.empty(shape, dtype=torch.float64))
+    assert x.grad.shape == shape
+    for (key, mine), (_, ref) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        if name.startswith("InstanceNorm") and key in ("running_mean", "running_var"):
+            assert np.isnan(ref.numpy()).all(), "torch's NaN running statistics changed: revisit the deviation"
+            ref = torch.zeros(3) if key == "running_mean" else torch.ones(3)
+        np.testing.assert_array_equal(mine, ref.numpy(), err_msg=key)
+    for (pname, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+        np.testing.assert_array_equal(np.asarray(p.grad), q.grad.numpy(), err_msg=f"{pname} gradient")
+    if name.startswith("BatchNorm"):  # the next, non-empty batch: the same running statistics as torch
+        full = (5,) + shape[1:] if shape[0] == 0 else shape[:2] + (3,)
+        data = rng.standard_normal(full) * 2 + 1
+        ours(data)
+        theirs(torch.from_numpy(data))
+        for (key, mine), (_, ref) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+            np.testing.assert_allclose(mine, ref.numpy(), rtol=1e-12, err_msg=f"after an empty batch: {key}")
+
+
+def test_functional_empty_batch_leaves_running_stats_alone(rng):
+    mean, var = np.full(3, 0.5), np.full(3, 2.0)
+    y = F.batch_norm(np.empty((0, 3)), mean, var, training=True)
+    assert y.shape == (0, 3)
+    np.testing.assert_array_equal(mean, 0.5)
+    np.testing.assert_array_equal(var, 2.0)
+    F.instance_norm(np.empty((0, 3, 4)), mean, var)  # torch writes NaN into the running stats here; we do not
+    np.testing.assert_array_equal(mean, 0.5)
+
+
+# ---------------------------------------------------------------------------- mixed dtypes
+
+LAYERS_WITH_PARAMETERS = [
+    ("BatchNorm1d", lambda dtype: nn.BatchNorm1d(3, dtype=dtype), (4, 3)),
+    ("BatchNorm1d", lambda dtype: nn.BatchNorm1d(3, affine=False, dtype=dtype), (4, 3)),
+    ("BatchNorm2d", lambda dtype: nn.BatchNorm2d(3, dtype=dtype).eval(), (2, 3, 2, 2)),
+    ("BatchRenorm1d", lambda dtype: nn.BatchRenorm1d(3, dtype=dtype), (4, 3)),
+    ("InstanceNorm1d", lambda dtype: nn.InstanceNorm1d(3, affine=True, dtype=dtype), (2, 3, 4)),
+    ("InstanceNorm2d", lambda dtype: nn.InstanceNorm2d(3, track_running_stats=True, dtype=dtype), (2, 3, 2, 2)),
+    ("LayerNorm", lambda dtype: nn.LayerNorm(3, dtype=dtype), (4, 3)),
+    ("GroupNorm", lambda dtype: nn.GroupNorm(1, 3, dtype=dtype), (2, 3, 4)),
+    ("RMSNorm", lambda dtype: nn.RMSNorm(3, dtype=dtype), (4, 3)),
+    ("Linear", lambda dtype: nn.Linear(3, 2, dtype=dtype), (4, 3)),
+    ("Maxout", lambda dtype: nn.Maxout(3, 2, pieces=2, dtype=dtype), (4, 3)),
+]
+
+
+@pytest.mark.parametrize("name, factory, shape", LAYERS_WITH_PARAMETERS, ids=[c[0] for c in LAYERS_WITH_PARAMETERS])
+@pytest.mark.parametrize("input_dtype, parameter_dtype", [(np.float64, np.float32), (np.float32, np.float64)])
+def test_input_of_another_dtype_than_the_parameters_raises(name, factory, shape, input_dtype, parameter_dtype, rng):
+    """Issue 6, item 6: a float64 input to a float32 layer came out float64; torch raises, so do we."""
+    layer = factory(parameter_dtype)
+    before = snapshot(layer)
+    with pytest.raises(TypeError) as info:
+        layer(rng.standard_normal(shape).astype(input_dtype))
+    message = str(info.value)
+    for fragment in (name, np.dtype(input_dtype).name, np.dtype(parameter_dtype).name):
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+    assert_unchanged(layer, before)
+    assert layer(rng.standard_normal(shape).astype(parameter_dtype)).dtype == parameter_dtype
+
+
+def test_functional_mixed_dtypes_raise():
+    x = np.ones((4, 3))
+    with pytest.raises(TypeError, match="batch_norm.*float64.*float32"):
+        F.batch_norm(x, np.zeros(3, np.float32), np.ones(3, np.float32), training=True)
+    with pytest.raises(TypeError, match="layer_norm"):
+        F.layer_norm(x, 3, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="linear"):
+        F.linear(x, np.ones((2, 3), np.float32))

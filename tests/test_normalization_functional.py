@@ -16,7 +16,8 @@ import torch.nn.functional as TF
 import normlab
 import normlab.nn.functional as F
 from normlab.ops import normalization as ops
-from tests.oracle import assert_close, numerical_gradient, random_upstream
+from tests.normalization_checks import assert_matches
+from tests.oracle import numerical_gradient, random_upstream
 
 
 def _t(array, requires_grad=False):
@@ -67,16 +68,16 @@ def test_batch_norm_updates_running_stats_in_place_like_torch(container, dtype, 
                          momentum=momentum)
         y_torch = TF.batch_norm(torch.tensor(x, dtype=torch.float64), torch_mean, torch_var, _t(weight), _t(bias),
                                 training=True, momentum=momentum)
-        assert_close(y, y_torch, dtype, f"step {step} output")
-        assert_close(arrays[0], torch_mean, dtype, f"step {step} running_mean")
-        assert_close(arrays[1], torch_var, dtype, f"step {step} running_var")
+        assert_matches(y, y_torch, dtype, f"step {step} output")
+        assert_matches(arrays[0], torch_mean, dtype, f"step {step} running_mean")
+        assert_matches(arrays[1], torch_var, dtype, f"step {step} running_var")
     current = (ours_mean, ours_var) if container == "ndarray" else (np.asarray(ours_mean), np.asarray(ours_var))
     assert all(a is b for a, b in zip(current, arrays)), "the very same arrays must be updated"
     x = rng.standard_normal((2, channels, 5)).astype(dtype)
     before = [a.copy() for a in arrays]
     y = F.batch_norm(x, ours_mean, ours_var, training=False)
     y_torch = TF.batch_norm(torch.tensor(x, dtype=torch.float64), torch_mean, torch_var, training=False)
-    assert_close(y, y_torch, dtype, "eval output")
+    assert_matches(y, y_torch, dtype, "eval output")
     for a, b in zip(arrays, before):
         np.testing.assert_array_equal(a, b)  # eval reads, never writes
 
@@ -84,7 +85,7 @@ def test_batch_norm_updates_running_stats_in_place_like_torch(container, dtype, 
 def test_batch_norm_training_without_running_stats(rng):
     x = rng.standard_normal((4, 3, 2))
     y = F.batch_norm(x, None, None, training=True)
-    assert_close(y, TF.batch_norm(torch.tensor(x), None, None, training=True), np.float64, "output")
+    assert_matches(y, TF.batch_norm(torch.tensor(x), None, None, training=True), np.float64, "output")
 
 
 def test_instance_norm_updates_running_stats_like_torch(rng):
@@ -96,13 +97,13 @@ def test_instance_norm_updates_running_stats_like_torch(rng):
         y = F.instance_norm(x, mean, var, weight, bias, use_input_stats=True, momentum=0.3)
         y_torch = TF.instance_norm(torch.tensor(x), torch_mean, torch_var, _t(weight), _t(bias),
                                    use_input_stats=True, momentum=0.3)
-        assert_close(y, y_torch, np.float64, "output")
-        assert_close(mean, torch_mean, np.float64, "running_mean")
-        assert_close(var, torch_var, np.float64, "running_var")
+        assert_matches(y, y_torch, np.float64, "output")
+        assert_matches(mean, torch_mean, np.float64, "running_mean")
+        assert_matches(var, torch_var, np.float64, "running_var")
     x = rng.standard_normal((2, 3, 6))
     y = F.instance_norm(x, mean, var, weight, bias, use_input_stats=False)
     y_torch = TF.instance_norm(torch.tensor(x), torch_mean, torch_var, _t(weight), _t(bias), use_input_stats=False)
-    assert_close(y, y_torch, np.float64, "output with running statistics")
+    assert_matches(y, y_torch, np.float64, "output with running statistics")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -111,9 +112,10 @@ def test_rms_norm_eps_none_is_machine_epsilon(dtype, rng):
     x = (rng.standard_normal((4, 6)) * np.sqrt(np.finfo(dtype).eps)).astype(dtype)
     weight = rng.standard_normal(6).astype(dtype)
     y = F.rms_norm(x, 6, weight)
-    torch_dtype = torch.float32 if dtype == np.float32 else torch.float64
-    expected = TF.rms_norm(torch.tensor(x, dtype=torch_dtype), [6], torch.tensor(weight, dtype=torch_dtype))
-    assert_close(y, expected, dtype, "rms_norm with eps=None")
+    epsilon = float(np.finfo(dtype).eps)   # torch's eps=None for this dtype, evaluated in float64
+    expected = TF.rms_norm(torch.tensor(x, dtype=torch.float64), [6], torch.tensor(weight, dtype=torch.float64),
+                           eps=epsilon)
+    assert_matches(y, expected, dtype, "rms_norm with eps=None")
     explicit = F.rms_norm(x, 6, weight, eps=float(np.finfo(dtype).eps))
     np.testing.assert_array_equal(y.detach().numpy(), explicit.detach().numpy())
     assert not np.allclose(y.detach().numpy(), F.rms_norm(x, 6, weight, eps=1e-12).detach().numpy(), rtol=1e-3)
@@ -123,15 +125,15 @@ def test_rms_norm_eps_none_is_machine_epsilon(dtype, rng):
 def test_layer_norm_and_rms_norm_accept_int_or_sequence(normalized_shape, rng):
     x = rng.standard_normal((2, 2, 3, 4))
     shape = [normalized_shape] if isinstance(normalized_shape, int) else list(normalized_shape)
-    assert_close(F.layer_norm(x, normalized_shape), TF.layer_norm(torch.tensor(x), shape), np.float64, "layer_norm")
-    assert_close(F.rms_norm(x, normalized_shape), TF.rms_norm(torch.tensor(x), shape), np.float64, "rms_norm")
+    assert_matches(F.layer_norm(x, normalized_shape), TF.layer_norm(torch.tensor(x), shape), np.float64, "layer_norm")
+    assert_matches(F.rms_norm(x, normalized_shape), TF.rms_norm(torch.tensor(x), shape), np.float64, "rms_norm")
 
 
 @pytest.mark.parametrize("groups", [1, 2, 3, 6])
 def test_group_norm_matches_torch(groups, rng):
     x = rng.standard_normal((3, 6, 2, 3)) * 3 - 1
     weight, bias = rng.standard_normal(6), rng.standard_normal(6)
-    assert_close(F.group_norm(x, groups, weight, bias), TF.group_norm(torch.tensor(x), groups, _t(weight), _t(bias)),
+    assert_matches(F.group_norm(x, groups, weight, bias), TF.group_norm(torch.tensor(x), groups, _t(weight), _t(bias)),
                  np.float64, "group_norm")
 
 
@@ -164,6 +166,17 @@ def test_backward_skips_gradients_nobody_asked_for(rng):
     np.testing.assert_array_equal(only_params[1], full[1])
     np.testing.assert_array_equal(only_params[2], full[2])
     np.testing.assert_array_equal(only_x[0], full[0])
+    for forward, backward, args in ((ops.layer_norm_forward, ops.layer_norm_backward, (np.ones(5), np.zeros(5))),
+                                    (ops.group_norm_forward, ops.group_norm_backward, (weight, bias)),
+                                    (ops.instance_norm_forward, ops.instance_norm_backward, (weight, bias))):
+        kwargs = {"num_groups": 3} if forward is ops.group_norm_forward else {}
+        _, row_saved = forward(x, *args, **kwargs)
+        row_full = backward(dy, row_saved)
+        row_params = backward(dy, row_saved, (False, True, True))
+        row_x = backward(dy, row_saved, (True, False, False))
+        assert row_params[0] is None and row_x[1] is None and row_x[2] is None
+        for got, expected in ((row_params[1], row_full[1]), (row_params[2], row_full[2]), (row_x[0], row_full[0])):
+            np.testing.assert_array_equal(got, expected)
     # leaves that do not require grad get none; the others still do
     xt = normlab.tensor(x)
     w = normlab.tensor(weight, requires_grad=True)
@@ -260,10 +273,10 @@ def test_non_contiguous_input_and_broadcast_upstream_gradient(rng):
     y = F.batch_norm(xt, None, None, weight, bias, training=True)
     torch_x = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
     torch_y = TF.batch_norm(torch_x, None, None, _t(weight), _t(bias), training=True)
-    assert_close(y, torch_y, np.float64, "output")
+    assert_matches(y, torch_y, np.float64, "output")
     (y * y).sum().backward()      # d/dy of sum(y^2) = 2y: a fresh array
     (torch_y * torch_y).sum().backward()
-    assert_close(xt.grad, torch_x.grad, np.float64, "input gradient")
+    assert_matches(xt.grad, torch_x.grad, np.float64, "input gradient")
     xs = normlab.tensor(x, requires_grad=True)
     F.layer_norm(xs, 5).sum().backward()  # upstream is np.broadcast_to(1): read-only, zero strides
     np.testing.assert_allclose(xs.grad, 0, atol=1e-12)  # a constant upstream makes LN's dx vanish
@@ -279,3 +292,96 @@ def test_docstring_examples_run():
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0, f"{module.__name__} has no docstring examples"
         assert result.failed == 0, f"{module.__name__}: {result.failed} docstring example(s) failed"
+
+
+# ---------------------------------------------------------------------------- outputs are the caller's
+
+NO_AFFINE = [
+    ("BatchNorm1d", lambda: normlab.nn.BatchNorm1d(3, affine=False, track_running_stats=False, dtype=np.float64),
+     (5, 3, 4)),
+    ("BatchNorm2d eval", lambda: normlab.nn.BatchNorm2d(3, affine=False, dtype=np.float64).eval(), (2, 3, 2, 2)),
+    ("LayerNorm", lambda: normlab.nn.LayerNorm(4, elementwise_affine=False, dtype=np.float64), (3, 4)),
+    ("GroupNorm", lambda: normlab.nn.GroupNorm(3, 3, affine=False, dtype=np.float64), (2, 3, 4)),
+    ("InstanceNorm1d", lambda: normlab.nn.InstanceNorm1d(3, dtype=np.float64), (2, 3, 4)),
+    ("RMSNorm", lambda: normlab.nn.RMSNorm(4, elementwise_affine=False, dtype=np.float64), (3, 4)),
+]
+
+
+@pytest.mark.parametrize("name, factory, shape", NO_AFFINE, ids=[c[0] for c in NO_AFFINE])
+def test_writing_into_the_output_does_not_change_the_gradient(name, factory, shape, rng):
+    """Issue 6, item 2: without affine the output *was* the saved x_hat, so editing it corrupted dx.
+
+    The write goes through the untracked escape hatch (the array behind the
+    output), which no version counter sees: only owning nothing saved protects.
+    """
+    layer = factory()
+    x = rng.standard_normal(shape) * 2 + 1
+    dy = random_upstream(shape, np.float64, rng)
+    clean = normlab.tensor(x, requires_grad=True)
+    layer(clean).backward(dy)
+    edited = normlab.tensor(x, requires_grad=True)
+    y = layer(edited)
+    y.detach().numpy()[...] = 64.0
+    y.backward(dy)
+    np.testing.assert_array_equal(edited.grad, clean.grad)
+
+
+def test_backward_leaves_its_upstream_gradient_alone(rng):
+    x = normlab.tensor(rng.standard_normal((4, 3, 5)), requires_grad=True)
+    dy = random_upstream((4, 3, 5), np.float64, rng)
+    kept = dy.copy()
+    F.batch_norm(x, None, None, training=True).backward(dy)
+    F.layer_norm(x, 5).backward(dy)
+    np.testing.assert_array_equal(dy, kept)
+
+
+# ---------------------------------------------------------------------------- every layout of the kernels
+
+@pytest.mark.parametrize("shape", [
+    (300, 700),          # BatchNorm1d (N, C): columns, several tiles, the last one partial
+    (7, 5, 3),           # columns, small L
+    (3, 40, 37),         # rows (L >= 32), several channels per tile
+    (64, 6, 1500),       # rows, one channel per tile (a channel fills a tile)
+    (1, 4, 50),          # one sample
+])
+def test_batch_norm_layouts_match_torch(shape, rng):
+    channels = shape[1]
+    x = rng.standard_normal(shape) * 3 + 2
+    dy = random_upstream(shape, np.float64, rng)
+    weight, bias = rng.standard_normal(channels), rng.standard_normal(channels)
+    for training in (True, False):
+        mean, var = rng.standard_normal(channels), rng.uniform(0.5, 2, channels)
+        ours_stats, torch_stats = (mean.copy(), var.copy()), (torch.tensor(mean), torch.tensor(var))
+        xn, wn, bn = (normlab.tensor(a, requires_grad=True) for a in (x, weight, bias))
+        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, bias))
+        F.batch_norm(xn, *ours_stats, wn, bn, training=training, momentum=0.3).backward(dy)
+        TF.batch_norm(xt, *torch_stats, wt, bt, training=training, momentum=0.3).backward(torch.tensor(dy))
+        for what, ours, theirs in (("dx", xn.grad, xt.grad), ("dweight", wn.grad, wt.grad),
+                                   ("dbias", bn.grad, bt.grad), ("running_mean", ours_stats[0], torch_stats[0]),
+                                   ("running_var", ours_stats[1], torch_stats[1])):
+            assert_matches(ours, theirs, np.float64, f"{shape} training={training}: {what}")
+
+
+@pytest.mark.parametrize("name, shape, args", [
+    ("layer_norm", (70, 3000), (3000,)),     # long rows: several gradient blocks
+    ("layer_norm", (5000, 16), (16,)),       # many short rows
+    ("group_norm", (6, 8, 1), (4,)),         # runs of one value (spatial size 1)
+    ("group_norm", (3, 6, 600), (2,)),
+    ("instance_norm", (4, 5, 400), ()),
+])
+def test_row_layouts_match_torch(name, shape, args, rng):
+    x = rng.standard_normal(shape) * 3 + 2
+    dy = random_upstream(shape, np.float64, rng)
+    size = shape[-1] if name == "layer_norm" else shape[1]
+    weight, bias = rng.standard_normal(size), rng.standard_normal(size)
+    xn, wn, bn = (normlab.tensor(a, requires_grad=True) for a in (x, weight, bias))
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, bias))
+    if name == "instance_norm":
+        F.instance_norm(xn, weight=wn, bias=bn).backward(dy)
+        TF.instance_norm(xt, weight=wt, bias=bt).backward(torch.tensor(dy))
+    else:
+        getattr(F, name)(xn, *args, wn, bn).backward(dy)
+        torch_args = ([args[0]],) if name == "layer_norm" else args  # torch wants normalized_shape as a list
+        getattr(TF, name)(xt, *torch_args, wt, bt).backward(torch.tensor(dy))
+    for what, ours, theirs in (("dx", xn.grad, xt.grad), ("dweight", wn.grad, wt.grad), ("dbias", bn.grad, bt.grad)):
+        assert_matches(ours, theirs, np.float64, f"{name} {shape}: {what}")

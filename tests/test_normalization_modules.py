@@ -2,17 +2,16 @@
 
 Each step compares the output, the input gradient, every parameter gradient
 and every buffer (state_dict) with torch, with random upstream gradients, in
-float64 (rtol 1e-9) and float32 (rtol 2e-5). Between steps both models take
+float64 (rtol 1e-9) and float32 (float32 rounding of a float64 reference). Between steps both models take
 the same SGD step, so later steps run with parameters that moved. Batch sizes
 change from step to step (the unbiased running variance depends on n).
 
 float32 runs are compared with torch evaluating the *same* float32 inputs and
-parameters in float64, i.e. with the exact answer to the float32 problem:
-torch's own float32 BatchNorm input gradient at batch size 2 is off by up to
-4e-6 absolute (the gradient is a near-total cancellation there), which would
-make a 2e-5 comparison test torch's rounding instead of ours.
-``test_float32_matches_torch_float32_directly`` compares float32 with torch's
-float32 on well-conditioned batches.
+parameters in float64, i.e. with the exact answer to the float32 problem,
+within float32 rounding (``tests/normalization_checks.assert_matches``) --
+never with torch's own float32: its BatchNorm input gradient at batch size 2
+is off by up to 4e-6 absolute (a near-total cancellation), and its vector
+paths differ by CPU.
 """
 from __future__ import annotations
 
@@ -24,9 +23,9 @@ from hypothesis import strategies as st
 
 import normlab
 import normlab.nn as nn
-from tests.oracle import assert_close, random_upstream, tol
+from tests.normalization_checks import assert_matches
+from tests.oracle import random_upstream, tol
 
-TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 DTYPES = [np.float64, np.float32]
 
 
@@ -66,7 +65,7 @@ def assert_same_state(ours, theirs, dtype, what) -> None:
             assert int(mine[key]) == int(ref[key]), f"{what}: {key} {int(mine[key])} != torch's {int(ref[key])}"
         else:
             assert mine[key].dtype == dtype, f"{what}: {key} has dtype {mine[key].dtype}"
-            assert_close(mine[key], ref[key], dtype, f"{what}: {key}")
+            assert_matches(mine[key], ref[key], dtype, f"{what}: {key}")
 
 
 def compare_steps(ours, theirs, shapes, dtype, rng, train_steps=None, lr=0.1, loc=2.0, scale=3.0) -> None:
@@ -87,16 +86,18 @@ def compare_steps(ours, theirs, shapes, dtype, rng, train_steps=None, lr=0.1, lo
         x_torch = torch.tensor(x, dtype=oracle_dtype, requires_grad=True)
         y_ours, y_torch = ours(x_ours), theirs(x_torch)
         assert y_ours.dtype == dtype
-        assert_close(y_ours, y_torch, dtype, f"{what}: output")
+        assert_matches(y_ours, y_torch, dtype, f"{what}: output")
         y_ours.backward(dy)
         y_torch.backward(torch.tensor(dy, dtype=oracle_dtype))
         assert x_ours.grad.dtype == dtype
-        assert_close(x_ours.grad, x_torch.grad, dtype, f"{what}: input gradient")
+        weights = [np.abs(np.asarray(p.detach())).max() for n, p in ours.named_parameters() if n == "weight"]
+        terms = float(np.abs(dy).max()) * (weights[0] if weights else 1.0)
+        assert_matches(x_ours.grad, x_torch.grad, dtype, f"{what}: input gradient", at_least=terms)
         torch_params = dict(theirs.named_parameters())
         assert sorted(dict(ours.named_parameters())) == sorted(torch_params)
         for name, p in ours.named_parameters():
             assert p.grad is not None and p.grad.dtype == dtype, f"{what}: {name}.grad missing or wrong dtype"
-            assert_close(p.grad, torch_params[name].grad, dtype, f"{what}: {name} gradient")
+            assert_matches(p.grad, torch_params[name].grad, dtype, f"{what}: {name} gradient")
         assert_same_state(ours, theirs, dtype, what)
         for name, p in ours.named_parameters():  # the same SGD step on both sides
             p.data -= (lr * p.grad).astype(dtype)
@@ -162,24 +163,6 @@ def test_module_matches_torch_over_training_steps_then_eval(case, dtype, rng):
     compare_steps(ours, theirs, shapes, dtype, rng)
 
 
-WELL_CONDITIONED = [
-    ("BatchNorm1d", (3,), {}, [(16, 3), (12, 3, 4), (16, 3)]),
-    ("BatchNorm2d", (3,), {"momentum": None}, [(8, 3, 4, 4), (6, 3, 5, 3), (8, 3, 4, 4)]),
-    ("InstanceNorm2d", (3,), {"affine": True, "track_running_stats": True}, [(4, 3, 6, 6), (4, 3, 6, 6), (2, 3, 5, 5)]),
-    ("LayerNorm", ((4, 8),), {}, [(6, 4, 8), (6, 4, 8)]),
-    ("GroupNorm", (2, 6), {}, [(4, 6, 5, 5), (4, 6, 5, 5)]),
-    ("RMSNorm", (16,), {}, [(8, 16), (8, 16)]),
-]
-
-
-@pytest.mark.parametrize("case", WELL_CONDITIONED, ids=[c[0] for c in WELL_CONDITIONED])
-def test_float32_matches_torch_float32_directly(case, rng):
-    """float32 against torch's own float32 (not the float64 oracle) where the problem is well conditioned."""
-    name, args, kwargs, shapes = case
-    ours, theirs = make_pair(name, args, kwargs, np.float32, torch_dtype=torch.float32)
-    compare_steps(ours, theirs, shapes, np.float32, rng)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_construction_matches_torch(case):
     """Parameter and buffer names, shapes, initial values, state_dict keys and repr are torch's."""
@@ -233,7 +216,7 @@ def test_load_torch_state_dict_then_eval_matches(rng):
     ours.eval()
     theirs.eval()
     x = rng.standard_normal((2, 3, 3, 3))
-    assert_close(ours(x), theirs(torch.from_numpy(x)), np.float64, "eval output after load_state_dict")
+    assert_matches(ours(x), theirs(torch.from_numpy(x)), np.float64, "eval output after load_state_dict")
 
 
 def test_module_accepts_plain_arrays_and_returns_tensor(rng):

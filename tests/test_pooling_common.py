@@ -1,9 +1,15 @@
 """Shared strategies, input makers and slow reference loops for the pooling tests (plus geometry tests).
 
-Tolerances (relative, absolute) for pooling against torch, tighter in float64 than the global table:
+Nothing here asks normlab's geometry which configurations are valid: the
+window rules are written out again (``reference_output_size``,
+``has_all_padding_window``) and checked against torch, so a bug in normlab's
+geometry fails a test instead of filtering its examples away.
+
+Tolerances against the float64 reference (torch run in float64, or the slow loops here):
 
     float64: rtol 1e-10, atol 1e-12   (same sums in the same order; max pooling is exact)
-    float32: rtol 2e-5,  atol 2e-6
+    float32: tests/oracle.py:assert_float32_close, 16 float32 roundings of the magnitudes
+             involved (the op applied to |x| and to |dy|); never torch's float32
 """
 from __future__ import annotations
 
@@ -15,15 +21,42 @@ import torch
 from hypothesis import assume, given, strategies as st
 
 from normlab.ops import pooling as ops
-from tests.oracle import assert_close
+from tests.oracle import assert_close, assert_float32_close, to_numpy
 
-POOL_TOL = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12), np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6)}
+POOL_TOL64 = dict(rtol=1e-10, atol=1e-12)
 DTYPES = [np.float64, np.float32]
-TORCH_DTYPE = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
 
-def close(actual, expected, dtype, what):
-    assert_close(actual, expected, dtype=dtype, what=what, **POOL_TOL[np.dtype(dtype)])
+def close(actual, reference, dtype, what, scale=None):
+    """``actual`` (of ``dtype``) against a float64 reference: tight in float64, float32 rounding in float32.
+
+    ``scale`` is the size of what was rounded on the way (see assert_float32_close); by default the
+    reference's own magnitude, right for exact ops (max pooling's output) and single roundings.
+    """
+    if np.dtype(dtype) == np.float64:
+        assert to_numpy(actual).dtype == np.float64, f"{what}: expected float64"
+        assert_close(actual, reference, dtype=np.float64, what=what, **POOL_TOL64)
+    else:
+        reference = to_numpy(reference)
+        with np.errstate(invalid="ignore"):   # inf - inf where both sides are inf: equal, not an error
+            assert_float32_close(actual, reference, scale=np.abs(reference) if scale is None else scale, what=what)
+
+
+def torch_reference(fn, x, dy, scale_input=None):
+    """``fn`` (a torch op) at float64 copies of ``x`` and ``dy``: (y, dx, y_scale, dx_scale).
+
+    The scales are the magnitudes float32 rounding is measured against: ``fn`` at ``scale_input``
+    (default ``|x|``: a sum of |terms|) and the input gradient for ``|dy|`` at ``scale_input``.
+    Pass ``scale_input=x`` for max/min pooling, whose winners must stay where they are.
+    """
+    t = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+    y = fn(t)
+    y.backward(torch.tensor(np.asarray(dy, dtype=np.float64)))
+    s = torch.tensor(np.abs(np.asarray(x, dtype=np.float64)) if scale_input is None
+                     else np.asarray(scale_input, dtype=np.float64), requires_grad=True)
+    y_scale = fn(s)
+    y_scale.backward(torch.tensor(np.abs(np.asarray(dy, dtype=np.float64))))
+    return y.detach().numpy(), t.grad.detach().numpy(), np.abs(y_scale.detach().numpy()), np.abs(s.grad.detach().numpy())
 
 
 def as_arg(values: tuple[int, ...], draw):
@@ -59,45 +92,6 @@ def pool_configs(draw, dims=None, dilation=True, padding=True, stride=True):
     return n, shape, config, draw(st.integers(0, 2**32 - 1))
 
 
-def windows_are_valid(n, shape, config) -> bool:
-    """False when some dilated window lies entirely in the padding (normlab raises; torch corrupts memory)."""
-    try:
-        kernel, stride, padding, dilation = ops.normalize_pool_args("t", n, config["kernel_size"], config.get("stride"),
-                                                                    config["padding"], config.get("dilation", 1))
-        ops.pool_windows("t", shape[-n:], kernel, stride, padding, dilation, config["ceil_mode"])
-        return True
-    except ValueError as error:
-        assert "entirely in the padding" in str(error)
-        return False
-
-
-def torch_window_in_padding(n, shape, config) -> bool:
-    """True when torch's window geometry puts some window entirely in the padding.
-
-    Written from torch's documented output-size rule, independently of normlab:
-    out = floor_or_ceil((L + 2p - d(k-1) - 1) / s) + 1, and with ceil_mode the
-    last window is dropped when it would start in the right padding.
-    """
-    def per_dim(value):
-        return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-
-    kernel = per_dim(config["kernel_size"])
-    stride = per_dim(config.get("stride") or config["kernel_size"])
-    padding = per_dim(config["padding"])
-    dilation = per_dim(config.get("dilation", 1))
-    for size, k, s, p, d in zip(shape[-n:], kernel, stride, padding, dilation):
-        span = d * (k - 1) + 1
-        steps = (size + 2 * p - span) / s
-        out = (int(np.ceil(steps)) if config["ceil_mode"] else int(np.floor(steps))) + 1
-        if config["ceil_mode"] and (out - 1) * s >= size + p:
-            out -= 1
-        for o in range(out):
-            start = o * s - p
-            if all(not 0 <= start + j * d < size for j in range(k)):
-                return True
-    return False
-
-
 def distinct_input(shape, dtype, rng) -> np.ndarray:
     """A tie-free input: a random permutation of evenly spaced distinct values (distinct in float32 too)."""
     size = int(np.prod(shape))
@@ -123,12 +117,49 @@ def torch_tensor(x: np.ndarray, requires_grad=True) -> torch.Tensor:
 
 
 def reference_output_size(L, k, s, p, d, ceil_mode):
-    """torch's formula, written out again independently of normlab.ops.pooling."""
+    """torch's formula, written out again independently of normlab.ops.pooling (checked against torch below)."""
     span = L + 2 * p - d * (k - 1) - 1
     out = (math.ceil(span / s) if ceil_mode else math.floor(span / s)) + 1
     if ceil_mode and (out - 1) * s >= L + p:
         out -= 1
     return out
+
+
+def reference_members(L, k, s, p, d, o):
+    """The real (unpadded) positions of window ``o`` along one axis: o*s - p + j*d for j < k, inside [0, L)."""
+    return [o * s - p + j * d for j in range(k) if 0 <= o * s - p + j * d < L]
+
+
+def config_axes(n, config):
+    """(kernel, stride, padding, dilation, ceil_mode) per axis, from a test config, without normlab's help."""
+    k = _expand(config["kernel_size"], n)
+    stride = config.get("stride")
+    s = _expand(config["kernel_size"] if stride is None else stride, n)
+    p = _expand(config.get("padding", 0), n)
+    d = _expand(config.get("dilation", 1), n)
+    return k, s, p, d, config.get("ceil_mode", False)
+
+
+def has_all_padding_window(n, shape, config) -> bool:
+    """True when some window has no real member (only possible with dilation): normlab refuses those.
+
+    torch outputs -inf there with an index outside the window (its backward then writes out of bounds).
+    """
+    k, s, p, d, ceil_mode = config_axes(n, config)
+    for L, *axis in zip(shape[-n:], k, s, p, d):
+        out = reference_output_size(L, *axis, ceil_mode)
+        if any(not reference_members(L, *axis, o) for o in range(out)):
+            return True
+    return False
+
+
+def refused_all_padding(op, n, x, config) -> bool:
+    """When the reference says some window is all padding, check that ``op`` refuses it; True if so."""
+    if not has_all_padding_window(n, x.shape, config):
+        return False
+    with pytest.raises(ValueError, match="entirely in the padding"):
+        op(x, **config)
+    return True
 
 
 def reference_extremum(x, n, config, dy, is_min=False, tie="first", nan="propagate"):
@@ -142,10 +173,7 @@ def reference_extremum(x, n, config, dy, is_min=False, tie="first", nan="propaga
     """
     xs = x.reshape((-1,) + ((1,) if n == 1 else ()) + x.shape[-n:])
     g = dy.reshape((-1,) + ((1,) if n == 1 else ()) + dy.shape[-n:])
-    k = _expand(config["kernel_size"], n)
-    s = _expand(config.get("stride") or config["kernel_size"], n)
-    p = _expand(config.get("padding", 0), n)
-    d = _expand(config.get("dilation", 1), n)
+    k, s, p, d, _ = config_axes(n, config)
     if n == 1:
         k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
     planes, H, W = xs.shape
@@ -157,9 +185,8 @@ def reference_extremum(x, n, config, dy, is_min=False, tie="first", nan="propaga
     for c in range(planes):
         for oh in range(OH):
             for ow in range(OW):
-                members = [(oh * s[0] - p[0] + i * d[0], ow * s[1] - p[1] + j * d[1])
-                           for i in range(k[0]) for j in range(k[1])]
-                members = [(h, w) for h, w in members if 0 <= h < H and 0 <= w < W]
+                members = [(h, w) for h in reference_members(H, k[0], s[0], p[0], d[0], oh)
+                           for w in reference_members(W, k[1], s[1], p[1], d[1], ow)]
                 values = [float(xs[c, h, w]) for h, w in members]
                 nans = [m for m, v in zip(members, values) if math.isnan(v)]
                 real = [(m, v) for m, v in zip(members, values) if not math.isnan(v)]
@@ -190,24 +217,53 @@ def _expand(value, n):
 
 
 @given(st.integers(1, 20), st.integers(1, 5), st.integers(1, 4), st.integers(0, 2), st.integers(1, 3), st.booleans())
-def test_output_size_formula_matches_reference(L, k, s, p, d, ceil_mode):
+def test_reference_geometry_is_torchs(L, k, s, p, d, ceil_mode):
+    # the reference rules themselves, against torch: its output length, and -inf exactly at the windows
+    # the reference calls all-padding (torch's max over no real member)
     assume(p <= k // 2)
-    expected = reference_output_size(L, k, s, p, d, ceil_mode)
-    assert ops.pool_output_size(L, k, s, p, d, ceil_mode) == expected
+    out = reference_output_size(L, k, s, p, d, ceil_mode)
+    assume(out >= 1)
+    y = torch.nn.functional.max_pool1d(torch.zeros(1, 1, L, dtype=torch.float64), k, s, p, d, ceil_mode=ceil_mode)
+    assert y.shape[-1] == out
+    empty = [not reference_members(L, k, s, p, d, o) for o in range(out)]
+    np.testing.assert_array_equal(np.isneginf(y.detach().numpy()[0, 0]), empty)
 
 
-def test_ceil_mode_drops_a_window_starting_in_the_right_padding():
-    # L=5, k=2, s=2, p=1: ceil would give 4 windows, the 4th starting at 2*3-1 = 5 = L (right padding)
-    assert ops.pool_output_size(5, 2, 2, 1, 1, True) == 3
-    assert torch.nn.functional.max_pool1d(torch.zeros(1, 1, 5), 2, 2, 1, ceil_mode=True).shape[-1] == 3
-    # without the padding the 3rd window starts inside the input and is kept
-    assert ops.pool_output_size(5, 2, 2, 0, 1, True) == 3
-    assert ops.pool_output_size(5, 2, 2, 0, 1, False) == 2
+@given(st.integers(1, 20), st.integers(1, 5), st.integers(1, 4), st.integers(0, 2), st.integers(1, 3), st.booleans())
+def test_output_size_and_refusals_follow_the_reference(L, k, s, p, d, ceil_mode):
+    # every example counts: normlab's output length is the reference's, or normlab refuses for the
+    # reference's reason (output too small, or a window lying entirely in the padding)
+    assume(p <= k // 2)
+    out = reference_output_size(L, k, s, p, d, ceil_mode)
+    x = np.zeros((1, 1, L))
+    config = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+    if out < 1:
+        with pytest.raises(ValueError, match="too small"):
+            ops.max_pool1d_forward(x, **config)
+        return
+    if has_all_padding_window(1, x.shape, config):
+        with pytest.raises(ValueError, match="entirely in the padding"):
+            ops.max_pool1d_forward(x, **config)
+        return
+    assert ops.pool_output_size(L, k, s, p, d, ceil_mode) == out
+    assert ops.max_pool1d_forward(x, **config)[0].shape[-1] == out
+    if d == 1:
+        assert ops.avg_pool1d_forward(x, k, s, p, ceil_mode)[0].shape[-1] == out
+
+
+@pytest.mark.parametrize("L,k,s,p", [(5, 2, 2, 1), (3, 2, 2, 1), (8, 3, 3, 1), (7, 4, 3, 2), (9, 4, 4, 2)])
+def test_ceil_mode_drops_a_window_starting_in_the_right_padding(L, k, s, p):
+    # the plain ceil formula counts one more window, whose first element lies in the right padding
+    naive = math.ceil((L + 2 * p - k) / s) + 1
+    assert (naive - 1) * s - p >= L, "the case must exercise the rule"
+    for ceil_mode, expected in ((True, naive - 1), (False, (L + 2 * p - k) // s + 1)):
+        assert torch.nn.functional.max_pool1d(torch.zeros(1, 1, L), k, s, p, ceil_mode=ceil_mode).shape[-1] == expected
+        assert ops.pool_output_size(L, k, s, p, 1, ceil_mode) == expected
 
 
 @pytest.mark.parametrize("L,out", [(5, 3), (7, 3), (3, 5), (10, 4), (1, 2)])
 def test_adaptive_windows_follow_torchs_rule(L, out):
-    w = ops.adaptive_windows((L,), (out,))
+    w = ops.adaptive_windows((L,), (out,)).width
     for i in range(out):
-        assert w.starts[0][i] == math.floor(i * L / out)
-        assert w.ends[0][i] == math.ceil((i + 1) * L / out)
+        assert w.start[i] == math.floor(i * L / out)
+        assert w.end[i] == math.ceil((i + 1) * L / out)

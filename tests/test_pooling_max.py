@@ -12,8 +12,8 @@ import normlab.nn as nn
 import normlab.nn.functional as F
 from tests.oracle import random_upstream
 from tests.test_pooling_common import (
-    torch_window_in_padding,
-    DTYPES, close, distinct_input, pool_configs, reference_extremum, tied_input, torch_tensor, windows_are_valid,
+    DTYPES, close, distinct_input, has_all_padding_window, pool_configs, reference_extremum, refused_all_padding,
+    tied_input, torch_reference, torch_tensor,
 )
 
 TORCH_MAX = {1: TF.max_pool1d, 2: TF.max_pool2d}
@@ -30,10 +30,10 @@ def run_ours(op, x, dy, **config):
 
 
 def run_torch(n, x, dy, **config):
-    t = torch_tensor(x)
-    y, indices = TORCH_MAX[n](t, return_indices=True, **config)
-    y.backward(torch.tensor(dy))
-    return y.detach().numpy(), indices.detach().numpy(), t.grad.detach().numpy()
+    """torch in float64 (the reference for float32 too): (y, indices, dx, dx for |dy|)."""
+    y, dx, _, dx_scale = torch_reference(lambda t: TORCH_MAX[n](t, **config), x, dy, scale_input=x)
+    indices = TORCH_MAX[n](torch.tensor(x.astype(np.float64)), return_indices=True, **config)[1]
+    return y, indices.detach().numpy(), dx, dx_scale
 
 
 # ---------------------------------------------------------------- against torch, tie-free
@@ -43,20 +43,19 @@ def run_torch(n, x, dy, **config):
 @given(case=pool_configs(), return_indices=st.booleans())
 def test_max_pool_matches_torch(dtype, case, return_indices):
     n, shape, config, seed = case
-    assume(windows_are_valid(n, shape, config))
     rng = np.random.default_rng(seed)
     x = distinct_input(shape, dtype, rng)
-    t = torch_tensor(x)
-    ty, tidx = TORCH_MAX[n](t, return_indices=True, **config)
-    dy = random_upstream(ty.shape, dtype, rng)
-    ty.backward(torch.tensor(dy))
+    if refused_all_padding(OURS_MAX[n], n, x, config):
+        return
+    dy = random_upstream(TORCH_MAX[n](torch.tensor(x), **config).shape, dtype, rng)
+    ty, tidx, tdx, tdx_scale = run_torch(n, x, dy, **config)
 
     xt = normlab.tensor(x, requires_grad=True)
     result = OURS_MAX[n](xt, return_indices=return_indices, **config)
     if return_indices:
         y, idx = result
         assert idx.dtype == np.int64
-        np.testing.assert_array_equal(idx.detach().numpy(), tidx.detach().numpy(), err_msg="indices")
+        np.testing.assert_array_equal(idx.detach().numpy(), tidx, err_msg="indices")
     else:
         assert isinstance(result, normlab.Tensor)
         y = result
@@ -64,7 +63,7 @@ def test_max_pool_matches_torch(dtype, case, return_indices):
     assert y.dtype == dtype
     y.backward(dy)
     assert xt.grad.dtype == dtype
-    close(xt.grad, t.grad, dtype, "input gradient")
+    close(xt.grad, tdx, dtype, "input gradient", scale=tdx_scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -72,9 +71,10 @@ def test_max_pool_matches_torch(dtype, case, return_indices):
 def test_min_pool_is_minus_max_pool_of_minus_x(dtype, case):
     # on tie-laden inputs with NaNs and infinities too, for every tie/nan rule: values, indices, gradients
     n, shape, config, seed = case
-    assume(windows_are_valid(n, shape, config))
     rng = np.random.default_rng(seed)
     x = tied_input(shape, dtype, rng, levels=3, nan_fraction=0.1, inf_fraction=0.05)
+    if refused_all_padding(OURS_MIN[n], n, x, config):
+        return
     for tie in ("first", "split"):
         for nan in ("propagate", "ignore"):
             xt = normlab.tensor(x, requires_grad=True)
@@ -93,17 +93,17 @@ def test_min_pool_is_minus_max_pool_of_minus_x(dtype, case):
 @given(case=pool_configs())
 def test_min_pool_matches_torch_minus_max_pool(dtype, case):
     n, shape, config, seed = case
-    assume(windows_are_valid(n, shape, config))
     rng = np.random.default_rng(seed)
     x = distinct_input(shape, dtype, rng)
-    t = torch_tensor(x)
-    ty, tidx = TORCH_MAX[n](-t, return_indices=True, **config)
-    dy = random_upstream(ty.shape, dtype, rng)
-    (-ty).backward(torch.tensor(dy))
+    if refused_all_padding(OURS_MIN[n], n, x, config):
+        return
+    dy = random_upstream(TORCH_MAX[n](torch.tensor(x), **config).shape, dtype, rng)
+    ty, tdx, _, tdx_scale = torch_reference(lambda t: -TORCH_MAX[n](-t, **config), x, dy, scale_input=x)
+    tidx = TORCH_MAX[n](-torch.tensor(x.astype(np.float64)), return_indices=True, **config)[1]
     y, idx, dx = run_ours(OURS_MIN[n], x, dy, **config)
-    close(y, -ty.detach().numpy(), dtype, "output")
+    close(y, ty, dtype, "output")
     np.testing.assert_array_equal(idx, tidx.detach().numpy())
-    close(dx, t.grad, dtype, "input gradient")
+    close(dx, tdx, dtype, "input gradient", scale=tdx_scale)
 
 
 # ---------------------------------------------------------------- ties and NaN: torch's defaults
@@ -113,31 +113,35 @@ def test_min_pool_matches_torch_minus_max_pool(dtype, case):
 @given(case=pool_configs(), levels=st.sampled_from([1, 2, 3]))
 def test_ties_go_to_the_first_maximum_like_torch(dtype, case, levels):
     n, shape, config, seed = case
-    assume(windows_are_valid(n, shape, config))
     rng = np.random.default_rng(seed)
     x = tied_input(shape, dtype, rng, levels=levels, inf_fraction=0.05)
-    t = torch_tensor(x)
-    ty, tidx = TORCH_MAX[n](t, return_indices=True, **config)
-    dy = random_upstream(ty.shape, dtype, rng)
-    ty.backward(torch.tensor(dy))
+    if refused_all_padding(OURS_MAX[n], n, x, config):
+        return
+    dy = random_upstream(_out_shape(n, x, config), dtype, rng)
+    ty, tidx, tdx, tdx_scale = run_torch(n, x, dy, **config)
     y, idx, dx = run_ours(OURS_MAX[n], x, dy, **config)
     close(y, ty, dtype, "output")
-    np.testing.assert_array_equal(idx, tidx.detach().numpy(), err_msg="indices")
-    close(dx, t.grad, dtype, "input gradient")
+    np.testing.assert_array_equal(idx, tidx, err_msg="indices")
+    close(dx, tdx, dtype, "input gradient", scale=tdx_scale)
+    # the rule itself, independently of torch: each output's gradient sits at the first maximum
+    _, idx_ref, dx_ref = reference_extremum(x.astype(np.float64), n, config, dy.astype(np.float64))
+    np.testing.assert_array_equal(idx, idx_ref, err_msg="first maximum")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(case=pool_configs(), nan_fraction=st.sampled_from([0.1, 0.3, 1.0]))
 def test_nan_propagates_like_torch(dtype, case, nan_fraction):
     n, shape, config, seed = case
-    assume(windows_are_valid(n, shape, config))
     rng = np.random.default_rng(seed)
     x = tied_input(shape, dtype, rng, levels=4, nan_fraction=nan_fraction, inf_fraction=0.05)
-    y_t, idx_t, dx_t = run_torch(n, x, dy := random_upstream(_out_shape(n, x, config), dtype, rng), **config)
+    if refused_all_padding(OURS_MAX[n], n, x, config):
+        return
+    dy = random_upstream(_out_shape(n, x, config), dtype, rng)
+    y_t, idx_t, dx_t, dx_scale = run_torch(n, x, dy, **config)
     y, idx, dx = run_ours(OURS_MAX[n], x, dy, **config)
     close(y, y_t, dtype, "output")          # equal_nan: NaN where torch has NaN
     np.testing.assert_array_equal(idx, idx_t, err_msg="indices (torch points at the last NaN)")
-    close(dx, dx_t, dtype, "input gradient")
+    close(dx, dx_t, dtype, "input gradient", scale=dx_scale)
 
 
 def _out_shape(n, x, config):
@@ -150,7 +154,7 @@ def test_nan_window_points_at_its_last_nan_like_torch():
     assert np.isnan(y[0, 0, 0]) and y[0, 0, 1] == 5.0
     np.testing.assert_array_equal(idx, [[[3, 6]]])         # last NaN; first of the tied 5s
     np.testing.assert_array_equal(dx, [[[0, 0, 0, 1.5, 0, 0, 2.5, 0]]])
-    _, tidx, tdx = run_torch(1, x, np.array([[[1.5, 2.5]]]), kernel_size=4)
+    _, tidx, tdx, _ = run_torch(1, x, np.array([[[1.5, 2.5]]]), kernel_size=4)
     np.testing.assert_array_equal(idx, tidx)
     np.testing.assert_array_equal(dx, tdx)
 
@@ -163,9 +167,10 @@ def test_nan_window_points_at_its_last_nan_like_torch():
        nan_fraction=st.sampled_from([0.0, 0.15, 0.6]))
 def test_tie_and_nan_rules_match_the_slow_reference(is_min, case, tie, nan, nan_fraction):
     n, shape, config, seed = case
-    assume(windows_are_valid(n, shape, config))
     rng = np.random.default_rng(seed)
     x = tied_input(shape, np.float64, rng, levels=3, nan_fraction=nan_fraction, inf_fraction=0.05)
+    if refused_all_padding((OURS_MIN if is_min else OURS_MAX)[n], n, x, config):
+        return
     y0 = (OURS_MIN if is_min else OURS_MAX)[n](x, **config)
     dy = random_upstream(y0.shape, np.float64, rng)
     y, idx, dx = run_ours(OURS_MIN[n] if is_min else OURS_MAX[n], x, dy, tie=tie, nan=nan, **config)
@@ -217,10 +222,11 @@ def test_max_pool_gradient_sum_is_conserved_and_non_overlapping_windows_copy_it(
 def test_max_pool_gradient_sum_is_conserved_with_overlap(dtype, case):
     # each output hands its whole gradient to exactly one input, overlapping or not
     n, shape, config, seed = case
-    assume(windows_are_valid(n, shape, config))
     rng = np.random.default_rng(seed)
     x = distinct_input(shape, dtype, rng)
-    y = F.max_pool2d(x, **config) if n == 2 else F.max_pool1d(x, **config)
+    if refused_all_padding(OURS_MAX[n], n, x, config):
+        return
+    y = OURS_MAX[n](x, **config)
     dy = random_upstream(y.shape, np.float64, rng)
     _, _, dx = run_ours(OURS_MAX[n], x.astype(np.float64), dy, **config)
     np.testing.assert_allclose(dx.sum(), dy.sum(), rtol=1e-10, atol=1e-10)
@@ -257,16 +263,16 @@ def test_adaptive_max_pool_matches_torch(dtype, case, ties):
     n, shape, out, seed = case
     rng = np.random.default_rng(seed)
     x = tied_input(shape, dtype, rng, nan_fraction=0.05) if ties else distinct_input(shape, dtype, rng)
-    t = torch_tensor(x)
-    ty, tidx = (TF.adaptive_max_pool1d if n == 1 else TF.adaptive_max_pool2d)(t, out, return_indices=True)
-    dy = random_upstream(ty.shape, dtype, rng)
-    ty.backward(torch.tensor(dy))
+    torch_op = TF.adaptive_max_pool1d if n == 1 else TF.adaptive_max_pool2d
+    tidx = torch_op(torch.tensor(x.astype(np.float64)), out, return_indices=True)[1]
+    dy = random_upstream(tidx.shape, dtype, rng)
+    ty, tdx, _, tdx_scale = torch_reference(lambda t: torch_op(t, out), x, dy, scale_input=x)
     xt = normlab.tensor(x, requires_grad=True)
     y, idx = (F.adaptive_max_pool1d if n == 1 else F.adaptive_max_pool2d)(xt, out, return_indices=True)
     y.backward(dy)
     close(y, ty, dtype, "output")
     np.testing.assert_array_equal(idx.detach().numpy(), tidx.detach().numpy(), err_msg="indices")
-    close(xt.grad, t.grad, dtype, "input gradient")
+    close(xt.grad, tdx, dtype, "input gradient", scale=tdx_scale)
 
 
 # ---------------------------------------------------------------- max unpooling
@@ -280,16 +286,16 @@ def test_max_unpool_matches_torch(dtype, case, explicit_size):
     x = distinct_input(shape, dtype, rng)
     pool_config = dict(config)
     unpool_config = {key: config[key] for key in ("kernel_size", "stride", "padding") if key in config}
-    assume(not torch_window_in_padding(n, shape, config))  # torch corrupts memory there (normlab refuses)
+    assume(not has_all_padding_window(n, shape, config))  # torch's indices there point outside the window
     pooled, indices = TORCH_MAX[n](torch.tensor(x), return_indices=True, **pool_config)
     output_size = shape[-n:] if explicit_size else None
     torch_unpool = TF.max_unpool1d if n == 1 else TF.max_unpool2d
     ours_unpool = F.max_unpool1d if n == 1 else F.max_unpool2d
     src = pooled.detach().numpy().copy()
-    t = torch_tensor(src)
+    t = torch_tensor(src.astype(np.float64))
     try:
         ty = torch_unpool(t, indices, output_size=output_size, **unpool_config)
-        if 0 in ty.shape:  # torch returns an empty output, then fails in backward; normlab refuses it
+        if ty.numel() == 0:   # torch returns an empty output whose backward fails; we refuse it up front
             raise ValueError("empty output")
     except (ValueError, RuntimeError):
         # torch refuses this size (or an index beyond its default size): so must we, with ValueError
@@ -297,11 +303,11 @@ def test_max_unpool_matches_torch(dtype, case, explicit_size):
             ours_unpool(src, indices.detach().numpy(), output_size=output_size, **unpool_config)
         return
     dy = random_upstream(ty.shape, dtype, rng)
-    ty.backward(torch.tensor(dy))
+    ty.backward(torch.tensor(dy.astype(np.float64)))
     xt = normlab.tensor(src, requires_grad=True)
     y = ours_unpool(xt, indices.detach().numpy(), output_size=output_size, **unpool_config)
     y.backward(dy)
-    close(y, ty, dtype, "output")
+    close(y, ty, dtype, "output")         # unpooling moves values: exact in float32 too
     close(xt.grad, t.grad, dtype, "input gradient")
 
 

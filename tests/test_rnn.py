@@ -276,6 +276,8 @@ def test_empty_batch_gives_empty_outputs():
     assert output.shape == (5, 0, 8) and h_n.shape == (2, 0, 4) and c_n.shape == (2, 0, 4)
     output.sum().backward()
     assert x.grad.shape == (5, 0, 3)
+    output, (h_n, c_n) = lstm(x, lengths=[])
+    assert output.shape == (5, 0, 8) and h_n.shape == (2, 0, 4)
 
 
 def test_lengths_outputs_past_the_end_are_zero_and_pass_no_gradient(rng):
@@ -347,6 +349,35 @@ class TestFunctionContract:
             getattr(lstm, name).mul_(2.0)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             output.sum().backward()
+
+    def test_mutating_the_input_before_backward(self, rng):
+        """The layer keeps a time-major input by reference: an in-place change is refused at backward.
+        batch_first and lengths copy it (transpose, packing): the gradient is then that of the forward."""
+        lstm = nn.LSTM(3, 4, dtype=np.float64)
+        values = rng.standard_normal((5, 2, 3))
+        x = normlab.tensor(values.copy())
+        output = lstm(x)[0]
+        x.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            output.sum().backward()
+        weight_grads = []
+        for mutate in (False, True):
+            x = normlab.tensor(values.copy())
+            output = lstm(x, lengths=[5, 3])[0]
+            if mutate:
+                x.add_(1.0)
+            lstm.zero_grad()
+            output.sum().backward()
+            weight_grads.append(np.array(lstm.weight_ih_l0.grad))
+        assert np.array_equal(weight_grads[0], weight_grads[1])
+
+    def test_read_only_input(self, rng):
+        x = rng.standard_normal((5, 2, 3))
+        x.flags.writeable = False
+        ours, ref = make_pair("GRU", 3, 4)
+        assert_close(ours(x, lengths=[5, 2])[0], torch_rnn.pad_packed_sequence(
+            ref(torch_rnn.pack_padded_sequence(torch.tensor(x.copy()), torch.tensor([5, 2])))[0])[0], what="output")
+        assert_close(ours(x)[0], ref(torch.tensor(x.copy()))[0], what="output")
 
     def test_strided_input_and_state(self, rng):
         """A non-contiguous input (a slice of a larger array) and non-contiguous states give torch's result."""

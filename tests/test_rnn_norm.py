@@ -258,6 +258,39 @@ def test_norm_numerical_gradients(mode, norm, rng):
     module.load_state_dict(state)
 
 
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+@pytest.mark.parametrize("name", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_norm_cells_numerical_gradients(name, norm, rng):
+    """A cell with a norm (norm="batch" at step 3, past max_steps=2): every parameter, the input and the state."""
+    cell = getattr(nn, name)(2, 3, norm=norm, max_steps=2 if norm == "batch" else None, dtype=np.float64)
+    for p in cell.parameters():
+        p.detach().numpy()[...] = rng.uniform(-0.8, 0.8, p.shape) + (0.5 if p.ndim == 1 else 0.0)
+    lstm = name == "LSTMCell"
+    x = rng.standard_normal((4, 2))
+    states = [rng.standard_normal((4, 3)) for _ in range(2 if lstm else 1)]
+    upstream = [rng.standard_normal((4, 3)) for _ in states]
+
+    def outputs(x_value, state_values):
+        result = cell(x_value, tuple(state_values) if lstm else state_values[0], step=3)
+        return list(result) if lstm else [result]
+
+    def loss():
+        return sum((o.detach().numpy() * u).sum() for o, u in zip(outputs(x, states), upstream))
+
+    x_t = normlab.tensor(x, requires_grad=True)
+    states_t = [normlab.tensor(s, requires_grad=True) for s in states]
+    total = None
+    for o, u in zip(outputs(x_t, states_t), upstream):
+        term = (o * normlab.tensor(u)).sum()
+        total = term if total is None else total + term
+    total.backward()
+    checks = [(name_p, p.grad, p.detach().numpy()) for name_p, p in cell.named_parameters()]
+    checks += [("input", x_t.grad, x)] + [(f"state {i}", t.grad, s) for i, (t, s) in enumerate(zip(states_t, states))]
+    for what, analytic, value in checks:
+        np.testing.assert_allclose(np.asarray(analytic), numerical_gradient(loss, value), rtol=1e-6, atol=1e-7,
+                                   err_msg=what)
+
+
 # ----------------------------------------------------------------------------
 # Layer norm: per sample
 # ----------------------------------------------------------------------------

@@ -102,6 +102,8 @@ def test_utils_errors():
         nl_rnn.pack_padded_sequence(x, [4, 1])
     with pytest.raises(TypeError, match=r"pack_padded_sequence: expected integer lengths"):
         nl_rnn.pack_padded_sequence(x, [4.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match=r"pack_padded_sequence: cannot pack an empty batch"):
+        nl_rnn.pack_padded_sequence(np.zeros((4, 0, 2)), [])
     packed = nl_rnn.pack_padded_sequence(x, [4, 2, 1])
     with pytest.raises(ValueError, match=r"pad_packed_sequence: expected total_length to be an int >= 4 \(the longest sequence\), got 3"):
         nl_rnn.pad_packed_sequence(packed, total_length=3)

@@ -36,7 +36,7 @@ Forwards under ``normlab.no_grad()`` (evaluation) are not recorded.
 >>> _ = normlab.manual_seed(0)
 >>> net = nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 3))
 >>> opt = normlab.optim.SGD(net.parameters(), lr=0.1)
->>> x, y = np.random.default_rng(0).standard_normal((16, 4)), np.arange(16) % 3
+>>> x, y = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32), np.arange(16) % 3
 >>> with GradientMonitor(net) as monitor:
 ...     for _ in range(3):
 ...         loss = F.cross_entropy(net(x), y)

@@ -53,6 +53,8 @@ draw anything else from ``np.random.default_rng(task["seed"])`` (see
 exactly. A task is one seed by default; override ``tasks(size, seeds)`` to
 split finer (each task dict keeps a "seed") and ``seed_effects(tasks,
 results, size)`` to merge the results back into one effect dict per seed.
+A deterministic experiment (no randomness, e.g. gradient routing on a fixed
+image) overrides ``seeds(self, quick, count=None)`` to return ``[0]``.
 Effects are flat dicts of numbers (None for "not measured"). Each
 ``Check.holds(effect)`` is evaluated per seed and on the mean over seeds;
 ``vote`` makes a check reproduced when it holds on the mean and in >= 80 %
@@ -71,7 +73,8 @@ results.json: ``{"quick", "experiments": [{"id", "claim", "anchor", "criterion",
 "seeds", "effect", "verdict", "figures", ...}], "provenance": {...}}`` with,
 per experiment, also ``status`` ("ok"/"failed"), ``traceback``, ``checks``,
 ``effect_sd``, ``effect_per_seed``, ``size``, ``task_seconds`` (wall) and
-``task_cpu_seconds``, ``captions``, ``measurement``, ``discussion``.
+``task_cpu_seconds``, ``threads_observed`` (thread counts the workers reported), ``captions``,
+``measurement``, ``discussion``.
 """
 from normlab.lab.experiment import VERDICTS, Check, Experiment, get_experiment, list_experiments, register
 from normlab.lab.runner import run

@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import math
 import multiprocessing
@@ -67,9 +68,11 @@ def _run_unit(module: str, name: str, index: int, task: dict, size: dict) -> dic
             last[0] = now
             _progress_queue.put((name, index, min(max(float(fraction), 0.0), 1.0)))
 
+    threads = None
     try:
         import normlab
 
+        threads = normlab.get_num_threads()  # what the worker really uses, recorded next to what was asked
         experiment = load_experiment(module, name)
         normlab.manual_seed(int(task["seed"]))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -80,7 +83,8 @@ def _run_unit(module: str, name: str, index: int, task: dict, size: dict) -> dic
     except Exception:
         outcome = {"ok": False, "traceback": traceback.format_exc()}
     # CPU time as well as wall time: on a shared machine the CPU time is what the task costs.
-    return {**outcome, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
+    return {**outcome, "threads": threads, "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu_start}
 
 
 # ----------------------------------------------------------------------------
@@ -120,12 +124,13 @@ def _thread_environment(threads: int):
 
 
 def _versions() -> dict:
+    """Installed versions of Python and of every package the numbers depend on (None: not installed)."""
     versions = {"python": platform.python_version()}
-    for package in ("normlab", "numpy", "numba", "matplotlib", "mnist1d", "sklearn"):
+    for distribution in ("normlab", "numpy", "numba", "matplotlib", "mnist1d", "scikit-learn"):
         try:
-            versions[package] = getattr(__import__(package), "__version__", "?")
-        except ImportError:
-            versions[package] = None
+            versions[distribution] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[distribution] = None
     return versions
 
 
@@ -205,6 +210,7 @@ def _finish(entry: dict, outcomes: list[dict], quick: bool, out: Path) -> dict:
         "module": type(experiment).__module__,
         "task_seconds": sum(o.get("seconds", 0.0) for o in outcomes),
         "task_cpu_seconds": sum(o.get("cpu_seconds", 0.0) for o in outcomes),
+        "threads_observed": sorted({o["threads"] for o in outcomes if o.get("threads") is not None}),
     }
     failures = [o["traceback"] for o in outcomes if not o.get("ok")]
     if entry.get("error"):
@@ -302,7 +308,14 @@ def run(names, *, quick: bool = False, seeds: int | None = None, out="report", j
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    # Taken before any task runs: the code and versions that made the numbers, not those at the end.
+    provenance = {
+        "command": command if command is not None else shlex.join(["normlab"] + sys.argv[1:]),
+        "versions": _versions(), "git_commit": _git_commit(), "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "jobs": jobs, "threads_per_worker": threads,
+        "thread_variables": {name: str(threads) for name in THREAD_VARIABLES},
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     plan = _plan(chosen, quick, seeds)
     outcomes: dict[str, list] = {entry["experiment"].id: [None] * len(entry["tasks"]) for entry in plan}
     records: dict[str, dict] = {}
@@ -347,18 +360,10 @@ def run(names, *, quick: bool = False, seeds: int | None = None, out="report", j
     finally:
         bars.close()
         progress_queue.close()
-    document = {
-        "quick": bool(quick),
-        "experiments": [records[entry["experiment"].id] for entry in plan],
-        "provenance": {
-            "command": command if command is not None else shlex.join(["normlab"] + sys.argv[1:]),
-            "versions": _versions(), "git_commit": _git_commit(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "jobs": jobs, "threads_per_worker": threads,
-            "thread_variables": {name: str(threads) for name in THREAD_VARIABLES},
-            "seeds": {entry["experiment"].id: entry["seeds"] for entry in plan},
-            "started": started_at, "wall_seconds": time.perf_counter() - started,
-        },
-    }
+    provenance["seeds"] = {entry["experiment"].id: entry["seeds"] for entry in plan}
+    provenance["wall_seconds"] = time.perf_counter() - started
+    document = {"quick": bool(quick), "experiments": [records[entry["experiment"].id] for entry in plan],
+                "provenance": provenance}
     document = _json_safe(document)
     _write_atomic(out / "results.json", json.dumps(document, indent=1, allow_nan=False) + "\n")
     from normlab.lab.report import write_report

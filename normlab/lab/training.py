@@ -20,7 +20,7 @@ from normlab.data import DataSplits, load_mnist1d
 from normlab.train import evaluate
 
 __all__ = ["mnist1d", "NORM_LABELS", "conv_norm", "mnist1d_cnn", "batch_indices", "fit", "train_epochs",
-           "linear_scaled_sgd", "StepProgress", "auc", "seeded"]
+           "linear_scaled_sgd", "StepProgress", "auc", "seeded", "merge_task_effects"]
 
 #: Normalization names used across the lab, and how the report writes them.
 NORM_LABELS = {"none": "no norm", "batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm",
@@ -188,3 +188,11 @@ def seeded(seed: int) -> np.random.Generator:
     """Seed normlab's generator (initialization) and return a NumPy generator for batch order, both from ``seed``."""
     normlab.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def merge_task_effects(tasks: list[dict], results: list[dict]) -> list[dict]:
+    """One effect dict per seed, in seed order, from tasks that each measured part of it (for ``seed_effects``)."""
+    merged: dict[int, dict] = {}
+    for task, result in zip(tasks, results):
+        merged.setdefault(task["seed"], {}).update(result["effect"])
+    return [merged[seed] for seed in sorted(merged)]

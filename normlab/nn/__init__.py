@@ -1,9 +1,10 @@
 """Layers with torch.nn's names, constructor signatures, parameter and buffer names.
 
 ``functional`` holds the stateless forms, ``init`` the initialisers,
-``utils`` gradient clipping, ``parallel`` DataParallel and DistributedDataParallel.
+``utils`` gradient clipping, ``parallel`` DataParallel and DistributedDataParallel,
+``pretrain`` greedy layer-wise pretraining of deep nets.
 """
-from normlab.nn import functional, init, utils  # noqa: F401
+from normlab.nn import functional, init, pretrain, utils  # noqa: F401
 from normlab.nn.modules.activation import *  # noqa: F401,F403
 from normlab.nn.modules.container import *  # noqa: F401,F403
 from normlab.nn.modules.conv import *  # noqa: F401,F403

@@ -35,7 +35,7 @@ API (stable; pooling and convolution use it too)::
         for i in prange(x.shape[0]):   # prange is range in the serial flavour
             ...
 
-    _kernel(x, out, work=x.size)       # serial below PARALLEL_MIN_WORK, parallel above
+    _kernel(x, out=out, work=x.size)   # serial below PARALLEL_MIN_WORK, parallel above (named arguments pass through)
     _kernel.serial, _kernel.parallel   # the two Numba dispatchers (compiled on first call)
     threads_for(work)                  # 1 when work runs serially, else get_num_threads()
     matmul(a, b, out=None)             # np.matmul with BLAS threads chosen by the policy
@@ -177,10 +177,10 @@ class Kernel:
         self.serial = njit(**options)(function)
         self.parallel = njit(parallel=True, **options)(function)
 
-    def __call__(self, *args, work: int):
+    def __call__(self, *args, work: int, **kwargs):
         if work < PARALLEL_MIN_WORK or numba.get_num_threads() == 1:
-            return self.serial(*args)
-        return self.parallel(*args)
+            return self.serial(*args, **kwargs)
+        return self.parallel(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<parallel_kernel {self.__name__}>"

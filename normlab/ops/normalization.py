@@ -18,9 +18,11 @@ which values form one set, and so in how the kernels walk memory:
     ============  ======================  ================================  =============
 
 Each layer has one public function per direction, ``<layer>_forward(x, ...)
--> (y, saved)`` and ``<layer>_backward(dy, saved, needs) -> gradients``, with
-the derivation written above the closed form; the Numba kernels they call
-sit at the end of the file under plain names.
+-> (y, saved)`` and ``<layer>_backward(dy, saved, needs) -> gradients``. The
+math sits in ``batch_norm_backward`` (BatchNorm, its renormalization and its
+mask) and ``row_norm_backward`` (the four row layers), the derivation written
+above the closed form; the Numba kernels they call sit at the end of the
+file under plain names and are called with named arguments.
 
 Saved state: the input itself (a reference, never a copy, unless the input
 was not contiguous), the float64 ``mean`` and ``rstd`` of each set -- never
@@ -28,9 +30,10 @@ x_hat, which backward recomputes on the fly for free, and never the output,
 which belongs to the caller.
 
 Numerics: statistics are two-pass (mean, then the mean of squared
-deviations), accumulated in float64 for float32 input, so a float32 batch
-with mean 1e4 and std 1 still normalizes to unit variance (E[x^2] - E[x]^2
-loses every digit there).
+deviations) over pieces that sit in cache -- a row, a block of samples --
+merged by Chan et al.'s rule, all in float64 for float32 input, so a float32
+batch with mean 1e4 and std 1 still normalizes to unit variance (E[x^2] -
+E[x]^2 loses every digit there).
 
 Memory: BatchNorm works on tiles of whole channels sized to stay in the L2
 cache, so that each kernel reads its input from memory once and repeats its
@@ -43,8 +46,8 @@ parallel runs give the same bits (see ``_threading``).
 >>> from normlab.ops.normalization import batch_norm_forward, batch_norm_backward
 >>> x = np.random.default_rng(0).standard_normal((8, 3, 4))
 >>> y, saved = batch_norm_forward(x, np.ones(3), np.zeros(3), training=True)
->>> saved.x3 is x, saved.mean.shape, saved.rstd.shape    # the saved state: x itself, mean and rstd
-(False, (3,), (3,))
+>>> bool(np.shares_memory(saved.x3, x)), saved.mean.shape, saved.rstd.shape   # x itself, mean and rstd
+(True, (3,), (3,))
 >>> dx, dweight, dbias = batch_norm_backward(np.ones_like(y), saved)
 >>> bool(np.allclose(dx, 0))   # a constant upstream gradient is invisible to BatchNorm
 True
@@ -127,6 +130,8 @@ def batch_norm_forward(x, weight=None, bias=None, running_mean=None, running_var
     ``running_mean`` and ``running_var``. ``mask`` (N, L) for input (N, C, L):
     only positions where it is True count in the statistics; the output is 0
     at the others. Then ``y = weight * x_hat + bias`` per channel.
+
+    Shapes: x (N, C, *spatial) -> y (same); weight, bias, running stats (C,); mask (N, L) for x (N, C, L).
     """
     x3 = _as_channels(x)
     n, channels, length = x3.shape
@@ -138,8 +143,8 @@ def batch_norm_forward(x, weight=None, bias=None, running_mean=None, running_var
     if training:
         mean, var, rstd = np.zeros(channels), np.zeros(channels), np.zeros(channels)
         if count > 0:
-            _batch_norm_training(x3, mask, count, weight, bias_or_zeros, eps, tile, columns, mean, var, rstd, y3,
-                                 work=2 * x3.size)
+            _batch_norm_training(x3=x3, mask=mask, count=count, weight=weight, bias=bias_or_zeros, eps=eps,
+                                 tile=tile, columns=columns, mean=mean, var=var, rstd=rstd, y3=y3, work=2 * x3.size)
         else:  # an empty batch: empty output, no statistics (torch leaves the running statistics alone)
             var = None
     else:
@@ -147,8 +152,10 @@ def batch_norm_forward(x, weight=None, bias=None, running_mean=None, running_var
         rstd = 1.0 / np.sqrt(np.asarray(running_var, dtype=np.float64) + eps)
         var = None
         scale, shift = np.empty(channels), np.empty(channels)
-        _scale_and_shift(mean, rstd, weight, bias_or_zeros, 0, channels, scale, shift)
-        _normalize_channels(x3, mask, scale, shift, tile, columns, y3, work=2 * x3.size)
+        _scale_and_shift(mean=mean, rstd=rstd, weight=weight, bias=bias_or_zeros, c0=0, c1=channels, scale=scale,
+                         shift=shift)
+        _normalize_channels(x3=x3, mask=mask, scale=scale, shift=shift, tile=tile, columns=columns, y3=y3,
+                            work=2 * x3.size)
     saved = BatchNormSaved(x3=x3, mask=mask, mean=mean, rstd=rstd, weight=weight, has_weight=has_weight,
                            has_bias=bias is not None,
                            batch_statistics=bool(training), batch_var=var, count=count)
@@ -182,9 +189,11 @@ def batch_norm_backward(dy, saved: BatchNormSaved, needs=(True, True, True)):
     dx3 = np.empty_like(x3) if want_dx else None
     if saved.count > 0:
         tile, columns = _channel_tiles(x3)
-        _batch_norm_gradients(dy3, x3, saved.mask, saved.count, saved.mean, saved.rstd, saved.weight,
-                              saved.batch_statistics, want_dx, tile, columns, sum_dy, sum_dy_xc,
-                              dx3 if want_dx else np.empty((1, 1, 1), x3.dtype), work=(3 if want_dx else 2) * x3.size)
+        _batch_norm_gradients(dy3=dy3, x3=x3, mask=saved.mask, count=saved.count, mean=saved.mean, rstd=saved.rstd,
+                              weight=saved.weight, batch_statistics=saved.batch_statistics, want_dx=want_dx,
+                              tile=tile, columns=columns, sum_dy=sum_dy, sum_dy_xc=sum_dy_xc,
+                              dx3=dx3 if want_dx else np.empty((1, 1, 1), x3.dtype),
+                              work=(3 if want_dx else 2) * x3.size)
     elif want_dx:
         dx3[...] = 0
     dweight = dbias = None
@@ -219,7 +228,7 @@ def batch_renorm_forward(x, weight=None, bias=None, running_mean=None, running_v
     mean, var = np.zeros(channels), np.zeros(channels)
     y3 = np.empty_like(x3)
     if count > 0:
-        _batch_moments(x3, count, tile, columns, mean, var, work=x3.size)
+        _batch_moments(x3=x3, count=count, tile=tile, columns=columns, mean=mean, var=var, work=x3.size)
     rstd = 1.0 / np.sqrt(var + eps)
     sigma = np.sqrt(np.asarray(running_var, dtype=np.float64) + eps)
     r = np.clip(np.sqrt(var + eps) / sigma, 1.0 / r_max, r_max)
@@ -227,8 +236,10 @@ def batch_renorm_forward(x, weight=None, bias=None, running_mean=None, running_v
     weight64 = _ones_if_none(weight, channels).astype(np.float64)
     bias64 = _zeros_if_none(bias, channels)
     scale, shift = np.empty(channels), np.empty(channels)
-    _scale_and_shift(mean, rstd, weight64 * r, weight64 * d + bias64, 0, channels, scale, shift)
-    _normalize_channels(x3, None, scale, shift, tile, columns, y3, work=2 * x3.size)
+    _scale_and_shift(mean=mean, rstd=rstd, weight=weight64 * r, bias=weight64 * d + bias64, c0=0, c1=channels,
+                     scale=scale, shift=shift)
+    _normalize_channels(x3=x3, mask=None, scale=scale, shift=shift, tile=tile, columns=columns, y3=y3,
+                        work=2 * x3.size)
     saved = BatchNormSaved(x3=x3, mask=None, mean=mean, rstd=rstd, weight=weight64 * r, has_weight=weight is not None,
                            has_bias=bias is not None, batch_statistics=True, batch_var=var if count > 0 else None,
                            count=count, renorm=(r, d))
@@ -254,8 +265,8 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, count
     unbiased = batch_var * (count / (count - 1))
     if batch_mean.ndim == 2:  # the update is linear: averaging the updates = updating with the averages
         batch_mean, unbiased = batch_mean.mean(axis=0), unbiased.mean(axis=0)
-    _blend(running_mean, batch_mean, momentum)
-    _blend(running_var, unbiased, momentum)
+    _blend(running=running_mean, batch=batch_mean, momentum=momentum)
+    _blend(running=running_var, batch=unbiased, momentum=momentum)
 
 
 @njit(cache=True)
@@ -295,19 +306,24 @@ def _table(values, shape, default: float) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(shape))
 
 
-def _normalize_rows(x2, weight, bias, table_shape, *, centered, eps):
-    """Forward of every row layer: (x2, y2, mean, var, rstd, weight table) -- statistics and affine map per row."""
+def row_norm_forward(x2, weight, bias, table_shape, *, centered, eps):
+    """Forward of every row layer: each row of x2 (B, K) is one set, x_hat = (x - mean) * rstd over its K values.
+
+    Returns (x2, y2, mean, var, rstd, weight table); ``weight``/``bias`` are laid
+    out as a ``table_shape`` (P, J) table (``RowNormSaved``); ``centered=False``
+    is RMSNorm (mean 0, var = mean(x^2)).
+    """
     x2 = np.ascontiguousarray(x2)
     rows = x2.shape[0]
     mean, var, rstd = np.zeros(rows), np.zeros(rows), np.zeros(rows)
     y2 = np.empty_like(x2)
     weight_table = _table(weight, table_shape, 1.0)
-    _rows_forward(x2, weight_table, _table(bias, table_shape, 0.0), centered, float(eps), mean, var, rstd, y2,
-                  work=2 * x2.size)
+    _rows_forward(x2=x2, weight_table=weight_table, bias_table=_table(bias, table_shape, 0.0), centered=centered,
+                  eps=float(eps), mean=mean, var=var, rstd=rstd, y2=y2, work=2 * x2.size)
     return x2, y2, mean, var, rstd, weight_table
 
 
-def _rows_backward(dy, saved: RowNormSaved, needs):
+def row_norm_backward(dy, saved: RowNormSaved, needs):
     """Gradients of y = weight * x_hat + bias with x_hat = (x - mean(x)) * rstd over each row of K values.
 
     With g = dy * weight (the gradient reaching x_hat), per row:
@@ -328,9 +344,10 @@ def _rows_backward(dy, saved: RowNormSaved, needs):
     blocks = max(1, min(MAX_BLOCKS, rows, x2.size // BLOCK_ELEMENTS)) if want_sums else 1
     table_dy = np.zeros((blocks,) + saved.weight_table.shape)
     table_dy_x_hat = np.zeros_like(table_dy)
-    dx2 = np.empty_like(x2) if want_dx else np.empty((1, 1), x2.dtype)
-    _rows_gradients(dy2, x2, saved.mean, saved.rstd, saved.weight_table, saved.centered, want_dx, want_sums, blocks,
-                    dx2, table_dy, table_dy_x_hat, work=(3 if want_dx else 2) * x2.size)
+    dx2 = np.empty_like(x2) if want_dx else np.empty((1, x2.shape[1]), x2.dtype)  # unused without want_dx
+    _rows_gradients(dy2=dy2, x2=x2, mean=saved.mean, rstd=saved.rstd, weight_table=saved.weight_table,
+                    centered=saved.centered, want_dx=want_dx, want_sums=want_sums, blocks=blocks, dx2=dx2,
+                    table_dy=table_dy, table_dy_x_hat=table_dy_x_hat, work=(3 if want_dx else 2) * x2.size)
     size = math.prod(saved.weight_shape)
     # (P, J) table -> weight: LayerNorm's table is the weight; GroupNorm's (G, C/G) is (C,) in order;
     # InstanceNorm's rows repeat the channels N times, so its table (C, 1) already folds them.
@@ -341,10 +358,13 @@ def _rows_backward(dy, saved: RowNormSaved, needs):
 
 
 def layer_norm_forward(x, weight=None, bias=None, *, normalized_ndim=1, eps=1e-5):
-    """Layer Normalization (Ba et al., 2016): each row of the last ``normalized_ndim`` dimensions, one set."""
+    """Layer Normalization (Ba et al., 2016): each row of the last ``normalized_ndim`` dimensions, one set.
+
+    Shapes: x (*, *normalized_shape) -> y (same); weight, bias ``normalized_shape``.
+    """
     normalized_shape = tuple(x.shape[x.ndim - normalized_ndim:])
     size = math.prod(normalized_shape)
-    x2, y2, mean, _, rstd, table = _normalize_rows(x.reshape(-1, size), weight, bias, (1, size),
+    x2, y2, mean, _, rstd, table = row_norm_forward(x.reshape(-1, size), weight, bias, (1, size),
                                                    centered=True, eps=eps)
     saved = RowNormSaved(x2=x2, mean=mean, rstd=rstd, weight_table=table, has_weight=weight is not None,
                          has_bias=bias is not None,
@@ -353,19 +373,20 @@ def layer_norm_forward(x, weight=None, bias=None, *, normalized_ndim=1, eps=1e-5
 
 
 def layer_norm_backward(dy, saved: RowNormSaved, needs=(True, True, True)):
-    """(dx, dweight, dbias): see ``_rows_backward`` for the derivation."""
-    return _rows_backward(dy, saved, needs)
+    """(dx, dweight, dbias) of LayerNorm: ``row_norm_backward``, which carries the derivation."""
+    return row_norm_backward(dy, saved, needs)
 
 
 def rms_norm_forward(x, weight=None, *, normalized_ndim=1, eps=None):
     """RMS Normalization (Zhang & Sennrich, 2019): x * rstd * weight, rstd = 1 / sqrt(mean(x^2) + eps); no bias.
 
     ``eps=None`` is the machine epsilon of x's dtype, as in torch.
+    Shapes: x (*, *normalized_shape) -> y (same); weight ``normalized_shape``.
     """
     eps = float(np.finfo(x.dtype).eps) if eps is None else eps
     normalized_shape = tuple(x.shape[x.ndim - normalized_ndim:])
     size = math.prod(normalized_shape)
-    x2, y2, mean, _, rstd, table = _normalize_rows(x.reshape(-1, size), weight, None, (1, size),
+    x2, y2, mean, _, rstd, table = row_norm_forward(x.reshape(-1, size), weight, None, (1, size),
                                                    centered=False, eps=eps)
     saved = RowNormSaved(x2=x2, mean=mean, rstd=rstd, weight_table=table, has_weight=weight is not None,
                          has_bias=False, centered=False, weight_shape=normalized_shape)
@@ -373,18 +394,21 @@ def rms_norm_forward(x, weight=None, *, normalized_ndim=1, eps=None):
 
 
 def rms_norm_backward(dy, saved: RowNormSaved, needs=(True, True)):
-    """(dx, dweight): ``_rows_backward`` without the mean term (x_hat = x * rstd moves through mean(x^2) only)."""
-    dx, dweight, _ = _rows_backward(dy, saved, tuple(needs)[:2] + (False,))
+    """(dx, dweight): ``row_norm_backward`` without the mean term (x_hat = x * rstd moves through mean(x^2) only)."""
+    dx, dweight, _ = row_norm_backward(dy, saved, tuple(needs)[:2] + (False,))
     return dx, dweight
 
 
 def group_norm_forward(x, weight=None, bias=None, *, num_groups, eps=1e-5):
-    """Group Normalization (Wu & He, 2018): each (sample, group of C/G channels) with its spatial values, one set."""
+    """Group Normalization (Wu & He, 2018): each (sample, group of C/G channels) with its spatial values, one set.
+
+    Shapes: x (N, C, *spatial) -> y (same); weight, bias (C,).
+    """
     n, channels = x.shape[0], x.shape[1]
     spatial = math.prod(x.shape[2:])
     group_channels = channels // num_groups
     # row (n, g) holds C/G runs of `spatial` values; run i is channel g * C/G + i: weight table[g, i]
-    x2, y2, mean, _, rstd, table = _normalize_rows(x.reshape(n * num_groups, group_channels * spatial), weight,
+    x2, y2, mean, _, rstd, table = row_norm_forward(x.reshape(n * num_groups, group_channels * spatial), weight,
                                                    bias, (num_groups, group_channels), centered=True, eps=eps)
     saved = RowNormSaved(x2=x2, mean=mean, rstd=rstd, weight_table=table, has_weight=weight is not None,
                          has_bias=bias is not None, centered=True, weight_shape=(channels,))
@@ -392,8 +416,8 @@ def group_norm_forward(x, weight=None, bias=None, *, num_groups, eps=1e-5):
 
 
 def group_norm_backward(dy, saved: RowNormSaved, needs=(True, True, True)):
-    """(dx, dweight, dbias): see ``_rows_backward``; each weight covers C/G channels' spatial values per sample."""
-    return _rows_backward(dy, saved, needs)
+    """(dx, dweight, dbias): see ``row_norm_backward``; each weight covers C/G channels' spatial values per sample."""
+    return row_norm_backward(dy, saved, needs)
 
 
 def instance_norm_forward(x, weight=None, bias=None, running_mean=None, running_var=None, *,
@@ -403,12 +427,13 @@ def instance_norm_forward(x, weight=None, bias=None, running_mean=None, running_
     With ``use_input_stats=False`` the running statistics normalize (BatchNorm's
     eval, and its saved record). Otherwise ``saved.mean``/``saved.var`` hold the
     (N * C,) per-instance statistics for the running-stat update.
+    Shapes: x (N, C, *spatial) -> y (same); weight, bias, running stats (C,).
     """
     if not use_input_stats:
         return batch_norm_forward(x, weight, bias, running_mean, running_var, training=False, eps=eps)
     n, channels = x.shape[0], x.shape[1]
     spatial = math.prod(x.shape[2:])
-    x2, y2, mean, var, rstd, table = _normalize_rows(x.reshape(n * channels, spatial), weight, bias, (channels, 1),
+    x2, y2, mean, var, rstd, table = row_norm_forward(x.reshape(n * channels, spatial), weight, bias, (channels, 1),
                                                      centered=True, eps=eps)
     saved = RowNormSaved(x2=x2, mean=mean, rstd=rstd, weight_table=table, has_weight=weight is not None,
                          has_bias=bias is not None, centered=True, weight_shape=(channels,), var=var)
@@ -416,10 +441,10 @@ def instance_norm_forward(x, weight=None, bias=None, running_mean=None, running_
 
 
 def instance_norm_backward(dy, saved, needs=(True, True, True)):
-    """(dx, dweight, dbias): ``_rows_backward`` per (n, c) plane, or BatchNorm's eval backward with running stats."""
+    """(dx, dweight, dbias): ``row_norm_backward`` per (n, c) plane, or BatchNorm's eval backward with running stats."""
     if isinstance(saved, BatchNormSaved):
         return batch_norm_backward(dy, saved, needs)
-    return _rows_backward(dy, saved, needs)
+    return row_norm_backward(dy, saved, needs)
 
 
 # ============================================================================
@@ -671,24 +696,36 @@ def _columns_input_gradient(dy3, x3, c0, c1, mean, alpha, beta, gamma, dx3):
             out[i] = a[i] * grad[i] + b[i] * (row[i] - mu[i]) + g[i]
 
 
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _tile_moments(x3, mask, columns, c0, c1, count, mean, var):
+    """Batch mean and biased variance of channels c0..c1, in the tile's loop order (a mask walks rows)."""
+    if columns and mask is None:
+        _columns_moments(x3, c0, c1, count, mean, var)
+    else:
+        _rows_moments(x3, mask, c0, c1, count, mean, var)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _tile_affine(x3, mask, columns, c0, c1, scale, shift, y3):
+    """y = x * scale[c] + shift[c] for channels c0..c1, in the tile's loop order."""
+    if columns and mask is None:
+        _columns_affine(x3, c0, c1, scale, shift, y3)
+    else:
+        _rows_affine(x3, mask, c0, c1, scale, shift, y3)
+
+
 @parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
 def _batch_norm_training(x3, mask, count, weight, bias, eps, tile, columns, mean, var, rstd, y3):
     """Per tile: the batch statistics, then y = x_hat * weight + bias, with the tile still in cache."""
     C = x3.shape[1]
     for t in prange((C + tile - 1) // tile):
         c0, c1 = t * tile, min(C, (t + 1) * tile)
-        if columns and mask is None:
-            _columns_moments(x3, c0, c1, count, mean, var)
-        else:
-            _rows_moments(x3, mask, c0, c1, count, mean, var)
+        _tile_moments(x3, mask, columns, c0, c1, count, mean, var)
         for c in range(c0, c1):
             rstd[c] = 1.0 / np.sqrt(var[c] + eps)
         scale, shift = np.empty(C), np.empty(C)
         _scale_and_shift(mean, rstd, weight, bias, c0, c1, scale, shift)
-        if columns and mask is None:
-            _columns_affine(x3, c0, c1, scale, shift, y3)
-        else:
-            _rows_affine(x3, mask, c0, c1, scale, shift, y3)
+        _tile_affine(x3, mask, columns, c0, c1, scale, shift, y3)
 
 
 @parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
@@ -696,11 +733,7 @@ def _batch_moments(x3, count, tile, columns, mean, var):
     """Per tile: the batch mean and biased variance of each channel (batch renormalization's first pass)."""
     C = x3.shape[1]
     for t in prange((C + tile - 1) // tile):
-        c0, c1 = t * tile, min(C, (t + 1) * tile)
-        if columns:
-            _columns_moments(x3, c0, c1, count, mean, var)
-        else:
-            _rows_moments(x3, None, c0, c1, count, mean, var)
+        _tile_moments(x3, None, columns, t * tile, min(C, (t + 1) * tile), count, mean, var)
 
 
 @parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
@@ -708,11 +741,7 @@ def _normalize_channels(x3, mask, scale, shift, tile, columns, y3):
     """Per tile: y = x * scale[c] + shift[c] (statistics known: eval, or batch renormalization)."""
     C = x3.shape[1]
     for t in prange((C + tile - 1) // tile):
-        c0, c1 = t * tile, min(C, (t + 1) * tile)
-        if columns and mask is None:
-            _columns_affine(x3, c0, c1, scale, shift, y3)
-        else:
-            _rows_affine(x3, mask, c0, c1, scale, shift, y3)
+        _tile_affine(x3, mask, columns, t * tile, min(C, (t + 1) * tile), scale, shift, y3)
 
 
 @parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
@@ -720,12 +749,13 @@ def _batch_norm_gradients(dy3, x3, mask, count, mean, rstd, weight, batch_statis
                           sum_dy, sum_dy_xc, dx3):
     """Per tile: sum(dy) and sum(dy * (x - mean)), then dx (batch_norm_backward's closed form) from cache."""
     C = x3.shape[1]
+    rows_order = mask is not None or not columns
     for t in prange((C + tile - 1) // tile):
         c0, c1 = t * tile, min(C, (t + 1) * tile)
-        if columns and mask is None:
-            _columns_gradient_sums(dy3, x3, c0, c1, mean, sum_dy, sum_dy_xc)
-        else:
+        if rows_order:
             _rows_gradient_sums(dy3, x3, mask, c0, c1, mean, sum_dy, sum_dy_xc)
+        else:
+            _columns_gradient_sums(dy3, x3, c0, c1, mean, sum_dy, sum_dy_xc)
         if not want_dx:
             continue
         alpha, beta, gamma = np.empty(C), np.zeros(C), np.zeros(C)
@@ -734,10 +764,10 @@ def _batch_norm_gradients(dy3, x3, mask, count, mean, rstd, weight, batch_statis
             if batch_statistics:
                 beta[c] = -alpha[c] * rstd[c] * rstd[c] * sum_dy_xc[c] / count
                 gamma[c] = -alpha[c] * sum_dy[c] / count
-        if columns and mask is None:
-            _columns_input_gradient(dy3, x3, c0, c1, mean, alpha, beta, gamma, dx3)
-        else:
+        if rows_order:
             _rows_input_gradient(dy3, x3, mask, c0, c1, mean, alpha, beta, gamma, dx3)
+        else:
+            _columns_input_gradient(dy3, x3, c0, c1, mean, alpha, beta, gamma, dx3)
 
 
 # ============================================================================
@@ -756,29 +786,27 @@ def _rows_forward(x2, weight_table, bias_table, centered, eps, mean, var, rstd, 
     run = K // J
     x3, y3 = x2.reshape(B, J, run), y2.reshape(B, J, run)  # run j of row b: x3[b, j], indexed from 0
     for b in prange(B):
-        row = x2[b]
         mu = 0.0
         if centered:
             total = 0.0
             for k in range(K):
-                total += row[k]
+                total += x2[b, k]
             mu = total / K
         squares = 0.0
         for k in range(K):  # the second pass reads the row from cache: deviations, no cancellation
-            squares += (row[k] - mu) * (row[k] - mu)
+            squares += (x2[b, k] - mu) * (x2[b, k] - mu)
         mean[b] = mu
         var[b] = squares / K
         rs = 1.0 / np.sqrt(var[b] + eps)
         rstd[b] = rs
-        w, s = weight_table[b % P], bias_table[b % P]
+        t = b % P
         if run == 1:  # one weight per value (LayerNorm, RMSNorm)
-            out = y2[b]
             for k in range(K):
-                out[k] = (row[k] - mu) * rs * w[k] + s[k]
+                y2[b, k] = (x2[b, k] - mu) * rs * weight_table[t, k] + bias_table[t, k]
         else:  # one weight per run (GroupNorm: per channel; InstanceNorm: per row)
             for j in range(J):
-                scale = rs * w[j]
-                shift = s[j] - mu * scale
+                scale = rs * weight_table[t, j]
+                shift = bias_table[t, j] - mu * scale
                 values, out = x3[b, j], y3[b, j]
                 for i in range(run):
                     out[i] = values[i] * scale + shift
@@ -787,7 +815,7 @@ def _rows_forward(x2, weight_table, bias_table, centered, eps, mean, var, rstd, 
 @parallel_kernel(fastmath=_FASTMATH, error_model="numpy")
 def _rows_gradients(dy2, x2, mean, rstd, weight_table, centered, want_dx, want_sums, blocks, dx2,
                     table_dy, table_dy_x_hat):
-    """Per row: sum(g) and sum(g * x_hat), then dx (``_rows_backward``'s closed form) from cache.
+    """Per row: sum(g) and sum(g * x_hat), then dx (``row_norm_backward``'s closed form) from cache.
 
     ``want_sums``: also add dy and dy * x_hat into ``table_dy[block, b % P, j]``
     and ``table_dy_x_hat`` (block = the fixed run of rows b belongs to).
@@ -795,25 +823,23 @@ def _rows_gradients(dy2, x2, mean, rstd, weight_table, centered, want_dx, want_s
     B, K = x2.shape
     P, J = weight_table.shape
     run = K // J
-    x3, dy3 = x2.reshape(B, J, run), dy2.reshape(B, J, run)
+    x3, dy3, dx3 = x2.reshape(B, J, run), dy2.reshape(B, J, run), dx2.reshape(dx2.shape[0], J, run)
     for block in prange(blocks):
         for b in range(block * B // blocks, (block + 1) * B // blocks):
-            row, grad = x2[b], dy2[b]
             mu, rs = mean[b], rstd[b]
             t = b % P
-            w = weight_table[t]
             sum_g = 0.0
             sum_g_x_hat = 0.0
-            if run == 1:
-                part_dy, part_dy_x_hat = table_dy[block, t], table_dy_x_hat[block, t]
+            if run == 1:  # 2-D indexing, no per-row views: rows of LayerNorm(64) are short
                 for k in range(K):
-                    x_hat = (row[k] - mu) * rs
-                    g = grad[k] * w[k]
+                    x_hat = (x2[b, k] - mu) * rs
+                    g = dy2[b, k] * weight_table[t, k]
                     sum_g += g
                     sum_g_x_hat += g * x_hat
-                    if want_sums:
-                        part_dy[k] += grad[k]
-                        part_dy_x_hat[k] += grad[k] * x_hat
+                if want_sums:
+                    for k in range(K):
+                        table_dy[block, t, k] += dy2[b, k]
+                        table_dy_x_hat[block, t, k] += dy2[b, k] * (x2[b, k] - mu) * rs
             else:
                 for j in range(J):
                     values, grads = x3[b, j], dy3[b, j]
@@ -822,22 +848,23 @@ def _rows_gradients(dy2, x2, mean, rstd, weight_table, centered, want_dx, want_s
                     for i in range(run):
                         s_dy += grads[i]
                         s_dy_xc += grads[i] * (values[i] - mu)
-                    sum_g += w[j] * s_dy
-                    sum_g_x_hat += w[j] * s_dy_xc * rs
+                    sum_g += weight_table[t, j] * s_dy
+                    sum_g_x_hat += weight_table[t, j] * s_dy_xc * rs
                     if want_sums:
                         table_dy[block, t, j] += s_dy
                         table_dy_x_hat[block, t, j] += s_dy_xc * rs
             if not want_dx:
                 continue
+            # dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)), expanded: rstd * g + a * x + c
             mean_g = sum_g / K if centered else 0.0
-            mean_g_x_hat = sum_g_x_hat / K
+            a = -rs * rs * sum_g_x_hat / K
+            c = -rs * mean_g - a * mu
             if run == 1:
-                out = dx2[b]
                 for k in range(K):
-                    out[k] = rs * (grad[k] * w[k] - mean_g - (row[k] - mu) * rs * mean_g_x_hat)
+                    dx2[b, k] = rs * dy2[b, k] * weight_table[t, k] + a * x2[b, k] + c
             else:
-                dx3 = dx2.reshape(B, J, run)
                 for j in range(J):
                     values, grads, out = x3[b, j], dy3[b, j], dx3[b, j]
+                    w_rs = rs * weight_table[t, j]
                     for i in range(run):
-                        out[i] = rs * (grads[i] * w[j] - mean_g - (values[i] - mu) * rs * mean_g_x_hat)
+                        out[i] = w_rs * grads[i] + a * values[i] + c

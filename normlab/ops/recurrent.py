@@ -26,8 +26,8 @@ What makes it fast (and is the point of the exercise):
   ``dW_ih = G_x^T x`` and ``dW_hh = G_h^T H_prev`` -- the sum over time steps
   happens inside the GEMM;
 * the element-wise work of a step is one or two Numba kernels, and sigmoid /
-  tanh use a vectorisable ``exp`` (below): libm's scalar ``exp`` would cost
-  more than the step's matrix multiply.
+  tanh use a vectorisable ``exp`` (below): with libm's scalar ``exp`` they
+  would cost about as much as the step's matrix multiply.
 
 Cells (torch's gate order and equations; ``a = x W_ih^T + b_ih + h W_hh^T + b_hh``)::
 
@@ -73,11 +73,12 @@ kernels, each with its derivation.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
-from numba import get_num_threads, njit, prange, set_num_threads, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload
+
+from normlab.ops._threading import matmul, parallel_kernel
 
 # The cell kernels use no 'reassoc': exp's range reduction (x - k*ln2_hi -
 # k*ln2_lo) and its rounding must be evaluated as written. The normalization
@@ -444,7 +445,7 @@ def _layer_norm_row(z, gain, shift, eps, z_hat, out):
     return rstd
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH_SUMS, error_model="numpy")
 def layer_norm_rows_forward(z, gain, shift, eps, z_hat, rstd, out):
     """Each row over its F features: z_hat = (z - mean) * rstd, out = z_hat * gain + shift.
 
@@ -469,7 +470,7 @@ def _layer_norm_backward_row(g_out, gain, z_hat, rstd, dz):
         dz[j] = rstd_z * (g_out[j] * gain[j] - mean_g - z_hat[j] * mean_g_z_hat)
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH_SUMS, error_model="numpy")
 def layer_norm_rows_backward(g_out, gain, z_hat, rstd, dz):
     """Gradient of z through out = z_hat * gain + shift, z_hat the row's normalization.
 
@@ -486,7 +487,7 @@ def layer_norm_rows_backward(g_out, gain, z_hat, rstd, dz):
 _CHUNK = 256   # features per parallel task of the per-step batch norm
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH_SUMS, error_model="numpy")
 def batch_norm_steps_forward(z, starts, stops, batch_stats, mean, var, rstd, gain, shift, eps, z_hat, out):
     """Each feature over the rows starts[s]:stops[s] of each step s (its valid sequences only).
 
@@ -529,7 +530,7 @@ def batch_norm_steps_forward(z, starts, stops, batch_stats, mean, var, rstd, gai
                 row_out[j] = x_hat * step_gain[j] + step_shift[j]
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+@parallel_kernel(fastmath=_FASTMATH_SUMS, error_model="numpy")
 def batch_norm_steps_backward(g_out, starts, stops, batch_stats, rstd, gain, z_hat, dz):
     """Gradient of z through out = z_hat * gain + shift, statistics per step and feature.
 
@@ -564,7 +565,10 @@ def batch_norm_steps_backward(g_out, starts, stops, batch_stats, rstd, gain, z_h
                 row_dz[j] = rstd_z[j] * (row_g[j] * step_gain[j] - mean_g[j] - row_hat[j] * mean_g_z_hat[j])
 
 
-@njit(cache=True, parallel=True, fastmath=_FASTMATH_SUMS, error_model="numpy")
+_SUM_BLOCK_ROWS = 256   # rows per partial sum: the split follows the input, not the thread count
+
+
+@parallel_kernel(fastmath=_FASTMATH_SUMS, error_model="numpy")
 def column_sums(g, z_hat, with_z_hat, blocks):
     """(sum_r g[r, :], sum_r g[r, :] * z_hat[r, :]) in float64: each of ``blocks`` row blocks into its own partial sums."""
     rows, features = g.shape
@@ -585,11 +589,11 @@ def column_sums(g, z_hat, with_z_hat, blocks):
 # The three ways a summed input is (not) normalized
 # ----------------------------------------------------------------------------
 # Each holds, for the whole sequence, what its backward needs (in slots, where
-# the autograd engine looks for kept arrays to check their versions). ``forward``
-# maps a block of rows (all steps at once for the input side, one step for
-# the hidden and cell sides) in place; ``backward`` returns the gradient of
-# the block; ``parameter_grads`` sums the gain and shift gradients over all
-# rows at the end (one pass, float64).
+# the autograd engine looks for kept arrays to check their versions).
+# ``forward`` maps a block of rows (all steps at once for the input side, one
+# step for the hidden and cell sides) into ``out`` (which may be the block
+# itself); ``backward`` returns the gradient of the block; ``parameter_grads``
+# sums the gain and shift gradients over all rows at the end (float64).
 
 class _NoNorm:
     """The identity: the shift (bias) is added by the cell kernel instead."""
@@ -599,7 +603,7 @@ class _NoNorm:
     def __init__(self, rows, features, dtype, gain, shift, steps):
         self.shift = shift
 
-    def forward(self, z, step_rows):
+    def forward(self, z, step_rows, out):
         return z
 
     def backward(self, g_out, step_rows, out):
@@ -622,14 +626,15 @@ class _LayerNorm:
         self.z_hat = np.empty((rows, features), dtype)
         self.rstd = np.empty(rows)
 
-    def forward(self, z, step_rows):
+    def forward(self, z, step_rows, out):
         rows = step_rows[0]
-        layer_norm_rows_forward(z, self.gain, self.shift, self.eps, self.z_hat[rows], self.rstd[rows], z)
-        return z
+        layer_norm_rows_forward(z, self.gain, self.shift, self.eps, self.z_hat[rows], self.rstd[rows], out,
+                                work=3 * z.size)
+        return out
 
     def backward(self, g_out, step_rows, out):
         rows = step_rows[0]
-        layer_norm_rows_backward(g_out, self.gain, self.z_hat[rows], self.rstd[rows], out)
+        layer_norm_rows_backward(g_out, self.gain, self.z_hat[rows], self.rstd[rows], out, work=3 * out.size)
         return out
 
     def parameter_grads(self, g_all):
@@ -667,18 +672,19 @@ class _StepBatchNorm:
             self.mean = np.asarray(running_mean, dtype=np.float64)[self.slots]
             self.rstd[...] = 1.0 / np.sqrt(np.asarray(running_var, dtype=np.float64)[self.slots] + eps)
 
-    def forward(self, z, step_rows):
+    def forward(self, z, step_rows, out):
         rows, steps = step_rows
         first = rows.start
         batch_norm_steps_forward(z, self.starts[steps] - first, self.stops[steps] - first, self.training,
-                                 self.mean[steps], self.var[steps], self.rstd[steps], self.gain, self.shift, self.eps, self.z_hat[rows], z)
-        return z
+                                 self.mean[steps], self.var[steps], self.rstd[steps], self.gain, self.shift, self.eps,
+                                 self.z_hat[rows], out, work=3 * z.size)
+        return out
 
     def backward(self, g_out, step_rows, out):
         rows, steps = step_rows
         first = rows.start
         batch_norm_steps_backward(g_out, self.starts[steps] - first, self.stops[steps] - first, self.training,
-                                  self.rstd[steps], self.gain, self.z_hat[rows], out)
+                                  self.rstd[steps], self.gain, self.z_hat[rows], out, work=3 * out.size)
         return out
 
     def parameter_grads(self, g_all):
@@ -699,8 +705,9 @@ class _StepBatchNorm:
 
 def _sums(g, z_hat):
     """(sum over rows of g, of g * z_hat) accumulated in float64, returned in g's dtype."""
-    sum_g, sum_g_z_hat = column_sums(g, g if z_hat is None else z_hat, z_hat is not None,
-                                     max(1, min(g.shape[0], get_num_threads())))
+    blocks = max(1, -(-g.shape[0] // _SUM_BLOCK_ROWS))
+    sum_g, sum_g_z_hat = column_sums(g, g if z_hat is None else z_hat, z_hat is not None, blocks,
+                                     work=(2 if z_hat is not None else 1) * g.size)
     return sum_g.astype(g.dtype), (None if z_hat is None else sum_g_z_hat.astype(g.dtype))
 
 
@@ -715,27 +722,6 @@ def _make_norm(norm, rows, features, dtype, gain, shift, steps, *, eps, training
 # ----------------------------------------------------------------------------
 # One layer, one direction, the whole sequence
 # ----------------------------------------------------------------------------
-
-# A parallel region costs a wake-up of the other threads at every call; a
-# step of B x G elements smaller than this is done faster by one thread (and
-# on a busy machine a wake-up can take a scheduler time slice). The BLAS
-# calls keep their own threads either way.
-_PARALLEL_MIN_ELEMENTS = 1 << 16
-
-
-@contextmanager
-def _step_threads(elements: int):
-    """Numba's threads for the per-step kernels: all of them for big steps, one for small ones."""
-    threads = get_num_threads()
-    if threads == 1 or elements >= _PARALLEL_MIN_ELEMENTS:
-        yield
-        return
-    set_num_threads(1)
-    try:
-        yield
-    finally:
-        set_num_threads(threads)
-
 
 class RecurrentSaved:
     """What BPTT needs: the inputs, every step's previous state and activated gates, the norms' state."""
@@ -793,12 +779,12 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
                             running=running and running["c"], **options)
 
     # The input-to-hidden products of every step: one GEMM, then the input side's bias or norm.
-    preact_x = x @ weight_ih.T
+    preact_x = matmul(x, weight_ih.T)
     if norm is None:
         if bias_ih is not None:
             preact_x += bias_ih
     else:
-        norm_ih.forward(preact_x, (slice(0, rows_total), slice(0, steps)))
+        norm_ih.forward(preact_x, (slice(0, rows_total), slice(0, steps)), preact_x)   # in place: once per call
     # A raw hidden side gets b_hh in the cell kernel; a normalized one has it as its shift.
     cell_bias = bias_hh if (norm is None and bias_hh is not None) else np.zeros(features, dtype)
 
@@ -808,6 +794,8 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     y = np.empty((rows_total, hidden), dtype)
     h_prev = np.empty((rows_total, hidden), dtype)
     preact_h = np.empty((batch, features), dtype)
+    # a separate output for the per-step norms: in place, the kernels' loops would not vectorise
+    hh_normalized = np.empty((batch, features), dtype) if norm is not None else preact_h
     saved = RecurrentSaved(cell=cell, x=x, weight_ih=weight_ih, weight_hh=weight_hh, offsets=offsets,
                            batch_sizes=batch_sizes, order=order, gates=preact_x, h_prev=h_prev,
                            norm_ih=norm_ih, norm_hh=norm_hh, norm_c=norm_c, has_bias=bias_ih is not None,
@@ -815,33 +803,31 @@ def recurrent_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     if cell == "lstm":
         saved.c_prev = np.empty((rows_total, hidden), dtype)
         saved.tanh_u = np.empty((rows_total, hidden), dtype)
-        u_scratch = np.empty((batch, hidden), dtype)
+        u_scratch = np.empty((batch, hidden), dtype) if norm_c is not None else None
     elif cell == "gru":
         saved.hidden_n = np.empty((rows_total, hidden), dtype)
     else:
         saved.h_saved = np.empty((rows_total, hidden), dtype)
 
-    with _step_threads(batch * features):
-        for t in order:
-            n = batch_sizes[t]
-            rows = slice(offsets[t], offsets[t + 1])
-            step_rows = (rows, slice(t, t + 1))
-            np.copyto(h_prev[rows], h_state[:n])
-            hh = np.matmul(h_prev[rows], weight_hh_t, out=preact_h[:n])
-            hh = norm_hh.forward(hh, step_rows)
-            if cell == "lstm":
-                np.copyto(saved.c_prev[rows], c_state[:n])
-                lstm_step_forward(preact_x[rows], hh, cell_bias, saved.c_prev[rows], c_state[:n], norm_c is None,
-                                  saved.tanh_u[rows], h_state[:n], y[rows])
-                if norm_c is not None:   # h = o * tanh(N_c(c)): the norm needs the whole step's c first
-                    np.copyto(u_scratch[:n], c_state[:n])
-                    u = norm_c.forward(u_scratch[:n], step_rows)
-                    lstm_output_forward(preact_x[rows], u, saved.tanh_u[rows], h_state[:n], y[rows])
-            elif cell == "gru":
-                gru_step_forward(preact_x[rows], hh, cell_bias, h_prev[rows], saved.hidden_n[rows], h_state[:n], y[rows])
-            else:
-                rnn_step_forward(preact_x[rows], hh, cell_bias, cell == "rnn_relu", saved.h_saved[rows],
-                                 h_state[:n], y[rows])
+    for t in order:
+        n = batch_sizes[t]
+        rows = slice(offsets[t], offsets[t + 1])
+        step_rows = (rows, slice(t, t + 1))
+        np.copyto(h_prev[rows], h_state[:n])
+        hh = matmul(h_prev[rows], weight_hh_t, out=preact_h[:n])
+        hh = norm_hh.forward(hh, step_rows, hh_normalized[:n])
+        if cell == "lstm":
+            np.copyto(saved.c_prev[rows], c_state[:n])
+            lstm_step_forward(preact_x[rows], hh, cell_bias, saved.c_prev[rows], c_state[:n], norm_c is None,
+                              saved.tanh_u[rows], h_state[:n], y[rows])
+            if norm_c is not None:   # h = o * tanh(N_c(c)): the norm needs the whole step's c first
+                u = norm_c.forward(c_state[:n], step_rows, u_scratch[:n])
+                lstm_output_forward(preact_x[rows], u, saved.tanh_u[rows], h_state[:n], y[rows])
+        elif cell == "gru":
+            gru_step_forward(preact_x[rows], hh, cell_bias, h_prev[rows], saved.hidden_n[rows], h_state[:n], y[rows])
+        else:
+            rnn_step_forward(preact_x[rows], hh, cell_bias, cell == "rnn_relu", saved.h_saved[rows],
+                             h_state[:n], y[rows])
 
     if norm == "batch" and training:
         for side in (norm_ih, norm_hh, norm_c):
@@ -897,41 +883,43 @@ def recurrent_backward(dy, dh_n, dc_n, saved: RecurrentSaved, needs=(True,) * 11
     dz = np.empty((rows_total, features), dtype) if normalized else g_h
     dh_matmul = np.empty((batch, hidden), dtype) if cell == "gru" else None
 
-    with _step_threads(batch * features):
-        for t in reversed(saved.order):
-            n = batch_sizes[t]
-            rows = slice(offsets[t], offsets[t + 1])
-            step_rows = (rows, slice(t, t + 1))
-            if cell == "lstm":
-                if saved.norm_c is None:
-                    lstm_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], saved.c_prev[rows], True,
-                                       du[:n], dc[:n], g_x[rows], du[:n])
-                else:
-                    lstm_output_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], g_x[rows], du[rows])
-                    dc_u = saved.norm_c.backward(du[rows], step_rows, dc_from_h[:n])
-                    lstm_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], saved.c_prev[rows],
-                                       False, dc_u, dc[:n], g_x[rows], du[rows])
-            elif cell == "gru":
-                gru_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.hidden_n[rows], saved.h_prev[rows],
-                                  g_x[rows], g_h[rows])
+    for t in reversed(saved.order):
+        n = batch_sizes[t]
+        rows = slice(offsets[t], offsets[t + 1])
+        step_rows = (rows, slice(t, t + 1))
+        if cell == "lstm":
+            if saved.norm_c is None:
+                lstm_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], saved.c_prev[rows], True,
+                                   du[:n], dc[:n], g_x[rows], du[:n])
             else:
-                rnn_step_backward(dy[rows], dh[:n], saved.h_saved[rows], cell == "rnn_relu", g_x[rows])
-            dz_t = saved.norm_hh.backward(g_h[rows], step_rows, dz[rows])
-            if cell == "gru":
-                dh[:n] += np.matmul(dz_t, weight_hh, out=dh_matmul[:n])
-            else:
-                np.matmul(dz_t, weight_hh, out=dh[:n])
+                lstm_output_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], g_x[rows], du[rows])
+                dc_u = saved.norm_c.backward(du[rows], step_rows, dc_from_h[:n])
+                lstm_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.tanh_u[rows], saved.c_prev[rows],
+                                   False, dc_u, dc[:n], g_x[rows], du[rows])
+        elif cell == "gru":
+            gru_step_backward(dy[rows], dh[:n], saved.gates[rows], saved.hidden_n[rows], saved.h_prev[rows],
+                              g_x[rows], g_h[rows])
+        else:
+            rnn_step_backward(dy[rows], dh[:n], saved.h_saved[rows], cell == "rnn_relu", g_x[rows])
+        dz_t = saved.norm_hh.backward(g_h[rows], step_rows, dz[rows])
+        if cell == "gru":
+            dh[:n] += matmul(dz_t, weight_hh, out=dh_matmul[:n])
+        else:
+            matmul(dz_t, weight_hh, out=dh[:n])
 
     # The sums over time: one GEMM each.
     all_rows = (slice(0, rows_total), slice(0, len(batch_sizes)))
     dx_proj = g_x
     if normalized:
         dx_proj = saved.norm_ih.backward(g_x, all_rows, np.empty_like(g_x))
-    grad_x = dx_proj @ weight_ih if needs[0] else None
-    grad_weight_ih = dx_proj.T @ x if needs[3] else None
-    grad_weight_hh = dz.T @ saved.h_prev if needs[4] else None
+    grad_x = matmul(dx_proj, weight_ih) if needs[0] else None
+    grad_weight_ih = matmul(dx_proj.T, x) if needs[3] else None
+    grad_weight_hh = matmul(dz.T, saved.h_prev) if needs[4] else None
     gain_ih, bias_ih = saved.norm_ih.parameter_grads(g_x)
-    gain_hh, bias_hh = saved.norm_hh.parameter_grads(g_h)
+    if not normalized and g_h is g_x:   # b_ih and b_hh are added to the same sum: one gradient, two arrays
+        gain_hh, bias_hh = None, (None if bias_ih is None else bias_ih.copy())
+    else:
+        gain_hh, bias_hh = saved.norm_hh.parameter_grads(g_h)
     gain_c = bias_c = None
     if saved.norm_c is not None:
         gain_c, bias_c = saved.norm_c.parameter_grads(du)

@@ -145,7 +145,7 @@ class OnlineLearning(Experiment):
         left.set_xticks(range(len(names)), [f"{NORM_LABELS[n]}\nbatch 1" for n in names])
         errors = results[0]["errors"]
         refused = "\n".join(f"ValueError: {errors[n]}" for n in REFUSING_NORMS if n in errors)
-        figure.text(0.01, -0.06, "at batch 1, BatchNorm1d and BatchRenorm1d: " + (refused or "no error"), fontsize=8)
+        figure.text(0.01, -0.06, "at batch 1: " + (refused or "no error"), fontsize=8)
         left.set_ylabel("test accuracy (%)")
         left.set_ylim(0, 100)
         left.set_title("online learning (batch size 1), digits MLP")

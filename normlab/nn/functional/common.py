@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from normlab._checks import check_float, check_probability
+from normlab._checks import check_float, check_probability, check_same_dtype
 from normlab.autograd.function import Function
 from normlab.autograd.tensor import Tensor, as_tensor
 from normlab.ops import linear as ops
@@ -37,6 +37,7 @@ def linear(input, weight, bias=None, _layer: str = "linear"):
         bias = as_tensor(bias)
         if bias.shape != (w.shape[0],):
             raise ValueError(f"{_layer}: expected bias of shape ({w.shape[0]},), got {bias.shape}")
+    check_same_dtype(_layer, x._data, weight=w._data, bias=None if bias is None else bias._data)
     return _Linear.apply(x, w, bias)
 
 

@@ -185,7 +185,7 @@ def _mask(layer: str, mask, x: Tensor, training: bool):
         if valid < 2:
             raise ValueError(f"{layer}: expected more than 1 valid (unmasked) value per channel when training, "
                              f"got {valid} (mask of shape {_shape_text(mask.shape)})")
-    return np.ascontiguousarray(mask)
+    return np.array(mask, order="C")  # a copy: backward must see the mask forward used, whatever the caller does
 
 
 def check_batch_size(layer: str, shape) -> None:

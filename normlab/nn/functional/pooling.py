@@ -44,7 +44,8 @@ class _Pool(Function):
     def forward(self, x, *, op_forward, op_backward, config, return_indices=False):
         y, self.saved = op_forward(x, **config)
         self.op_backward = op_backward
-        return (y, self.saved.argmax) if return_indices else y
+        # indices() builds a fresh array: the caller may write into it without reaching what backward reads
+        return (y, self.saved.indices()) if return_indices else y
 
     def backward(self, dy, *indices_grad):  # the int64 indices never carry a gradient
         return self.op_backward(dy, self.saved)

@@ -157,12 +157,21 @@ class BatchNorm1d(_BatchNorm):
     batch's mean and biased variance and updates ``running_mean``/``running_var``
     (unbiased) with ``momentum`` (``None``: cumulative average); eval uses them.
 
-    Shapes: (N, C) or (N, C, L) -> same shape.
+    ``bn(x, mask=m)`` (normlab's own) for x (N, C, L) and a bool m (N, L): the
+    statistics, running ones included, come from the positions where m is True
+    only (padding of shorter sequences is left out); the output is 0 and
+    passes no gradient at the others. See ``F.batch_norm``.
 
-    >>> import normlab, normlab.nn as nn
+    Shapes: (N, C) or (N, C, L) -> same shape; mask (N, L).
+
+    >>> import numpy as np, normlab, normlab.nn as nn
     >>> bn = nn.BatchNorm1d(3)
     >>> bn(normlab.randn(8, 3)).shape, int(bn.num_batches_tracked.item())
     ((8, 3), 1)
+    >>> lengths = np.array([5, 2])                       # two sequences padded to L = 5
+    >>> mask = np.arange(5) < lengths[:, None]
+    >>> bn(normlab.randn(2, 3, 5), mask=mask).shape
+    (2, 3, 5)
     """
 
     _input_ndims = (2, 3)

@@ -170,12 +170,16 @@ class RNNBase(Module):
     (``ln_weight_ih_l0``, ``ln_weight_hh_l0``, init 1); torch's ``bias_ih``
     and ``bias_hh`` are the shifts after normalization. The LSTM's cell state
     is normalized before its tanh, h = o * tanh(LN(c) * ln_weight_c + ln_bias_c),
-    while the recurrence keeps the raw c. The GRU gets the same two
-    normalizations; its n gate uses the normalized hidden part,
-    n = tanh(x_n + r * (LN(h W_hh^T)_n * gain + b_hn)). The vanilla RNN: the
-    paper normalizes the *sum* W_hh h + W_ih x; normlab normalizes the two
-    terms separately, like the other cells (one rule for all three). No
-    batch coupling: a batch of one gives the same result as inside a batch.
+    while the recurrence keeps the raw c. The paper defines no LN-GRU; normlab
+    gives it the same two normalizations (over 3H features), and its n gate
+    uses the normalized hidden part, n = tanh(x_n + r * (LN(h W_hh^T)_n * gain
+    + b_hn)): torch's GRU keeps b_hn inside r * (...), and normalizing the
+    whole summed input, not each gate, is the paper's rule for the LSTM. The
+    vanilla RNN: the paper normalizes the *sum* W_hh h + W_ih x; normlab
+    normalizes the two terms separately, like the other cells (one rule for
+    all three, and the input side is then one normalization over all steps
+    at once). No batch coupling: a batch of one gives the same result as
+    inside a batch.
 
     ``norm="batch", max_steps=T`` (Cooijmans et al. 2016): the same places,
     batch normalization of each feature over the sequences of one time step,
@@ -293,6 +297,8 @@ class RNNBase(Module):
                 layout["lengths"] = check_lengths(name, lengths, batch, steps)
             data = x
         states = self._check_hx(hx, layout["batch"], layout["unbatched"], dtype)
+        if layout["lengths"] is not None and layout["batch"] == 0:
+            layout["lengths"] = None   # an empty batch has nothing to pack: the plain path gives empty outputs
         if layout["lengths"] is not None:
             packed = pack_padded_sequence(data, layout["lengths"], enforce_sorted=False)
             data, batch_sizes = packed.data, packed.batch_sizes

@@ -118,8 +118,9 @@ def check_lengths(name: str, lengths, batch: int, steps: int) -> np.ndarray:
     if isinstance(lengths, Tensor) or type(lengths).__module__.startswith("torch"):
         lengths = np.asarray(lengths)
     array = np.asarray(lengths)
-    if array.dtype == object and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in array.flat):
-        array = array.astype(np.int64)
+    if array.size == 0 or (array.dtype == object and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                                         for v in array.flat)):
+        array = array.astype(np.int64)   # [] is an empty list of ints, not of floats
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer lengths, got {array.dtype} values {np.asarray(lengths).tolist()!r}")
     if array.ndim != 1 or array.shape[0] != batch:
@@ -156,6 +157,8 @@ def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sort
         x = x.transpose(0, 1)
     steps, batch = x.shape[0], x.shape[1]
     lengths = check_lengths("pack_padded_sequence", lengths, batch, steps)
+    if batch == 0:
+        raise ValueError(f"pack_padded_sequence: cannot pack an empty batch, got input of shape {x.shape}")
     sorted_indices = None
     if enforce_sorted:
         if np.any(np.diff(lengths) > 0):
