@@ -21,7 +21,7 @@ TASKS = {
     "temporal_order": {"label": "temporal order", "train": (15, 30), "test": (15, 20, 25, 30, 40, 50, 60),
                        "chance": 0.25},
 }
-HIDDEN, BATCH, LR, CLIP = 32, 50, 1e-2, 1.0
+HIDDEN, EMBEDDING, BATCH, LR, CLIP = 32, 8, 50, 1e-2, 1.0
 TEMPORAL_ORDER_TRAIN = 4000  # as many training sequences as MNIST-1D has
 TEST_SEED = 1_000_000        # test sets do not depend on the run's seed and never meet a training seed
 #: The criterion's margin: per-step BN must lose at least this much more accuracy than LN beyond T.
@@ -29,19 +29,25 @@ EXCESS_DROP = 0.05
 
 
 class SequenceClassifier(nn.Module):
-    """An LSTM (one layer, ``HIDDEN`` units, ``norm``) read out by a Linear layer from each sequence's last valid step.
+    """A Linear embedding of each step, an LSTM (``HIDDEN`` units, ``norm``), a Linear read-out of the last valid step.
 
-    Input x (N, L, features) zero-padded, ``lengths`` (N,); output (N, classes) logits.
+    The embedding (``EMBEDDING`` features, with bias) is there for LN: the
+    input-to-hidden summed input of one value x is x * w, and its layer
+    normalization over features, sign(x) * (w - mean(w)) / std(w), keeps only
+    the sign of x; x * u + v after an embedding keeps its size. All three
+    versions get it. Input x (N, L, features) zero-padded, ``lengths`` (N,);
+    output (N, classes) logits.
     """
 
     def __init__(self, norm: str, features: int, classes: int, max_steps: int) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(features, HIDDEN, batch_first=True, norm=None if norm == "none" else norm,
+        self.embedding = nn.Linear(features, EMBEDDING)
+        self.lstm = nn.LSTM(EMBEDDING, HIDDEN, batch_first=True, norm=None if norm == "none" else norm,
                             max_steps=max_steps if norm == "batch" else None)
         self.head = nn.Linear(HIDDEN, classes)
 
     def forward(self, x, lengths):
-        _, (h_n, _) = self.lstm(x, lengths=lengths)
+        _, (h_n, _) = self.lstm(self.embedding(x), lengths=lengths)
         return self.head(h_n[0])
 
 
@@ -143,14 +149,22 @@ def train(model: nn.Module, data: SequenceSet, steps: int, eval_every: int, rng:
     return curve
 
 
-def summarize(task: str, norm: str, by_length: dict) -> dict:
-    """Mean test accuracy over the test lengths <= T ("in") and > T ("beyond"), and the drop from one to the other."""
+def summarize(task: str, norm: str, by_length: dict, curve: dict) -> dict:
+    """Mean test accuracy over the test lengths <= T ("in") and > T ("beyond"), the drop from one to the other, and
+    the accuracy on the last interval's training batches ("train": batch statistics for per-step BN)."""
     longest = TASKS[task]["train"][1]
     inside = [a for L, a in by_length.items() if int(L) <= longest]
     beyond = [a for L, a in by_length.items() if int(L) > longest]
     prefix = f"{task}_{norm}"
     return {f"{prefix}_in": float(np.mean(inside)), f"{prefix}_beyond": float(np.mean(beyond)),
-            f"{prefix}_drop": float(np.mean(inside) - np.mean(beyond))}
+            f"{prefix}_drop": float(np.mean(inside) - np.mean(beyond)),
+            f"{prefix}_train": curve["accuracy"][-1] if curve["accuracy"] else float("nan")}
+
+
+def learned(task: str, accuracy: float) -> bool:
+    """At least halfway from chance to 100 %: a model whose drop beyond T means something."""
+    chance = TASKS[task]["chance"]
+    return accuracy >= chance + (1 - chance) / 2
 
 
 @register
@@ -168,8 +182,8 @@ class RNNNormalization(Experiment):
               "the statistics of the last training step T_max for every step beyond it, arguing that the "
               "statistics settle to stationary values over time.")
     method = (
-        "A one-layer LSTM of 32 units read out by a Linear layer from each sequence's last valid step, in three "
-        "versions: no normalization; layer normalization inside the cell (Ba 2016: the input-to-hidden and "
+        "Each step's input is embedded by a Linear layer (8 features, with bias), read by a one-layer LSTM of 32 "
+        "units and classified by a Linear layer from each sequence's last valid step, in three versions: no normalization; layer normalization inside the cell (Ba 2016: the input-to-hidden and "
         "hidden-to-hidden summed inputs and the cell state, `nn.LSTM(norm='layer')`); recurrent batch "
         "normalization (Cooijmans 2016: the same places, statistics per time step, gains initialised to 0.1, "
         "`nn.LSTM(norm='batch', max_steps=T)`; beyond T it uses the statistics of step T). Two tasks: MNIST-1D "
@@ -182,8 +196,12 @@ class RNNNormalization(Experiment):
         "versions. Test accuracy in eval mode on test sets of fixed lengths, up to twice T (MNIST-1D's test "
         "signals stretched to each length; fresh temporal order sequences of each length). Effects: the mean "
         "accuracy over test lengths <= T ('in') and > T ('beyond'), their difference (the drop) per version, "
-        "and per task the excess drop, BN's drop minus LN's.")
-    checks = tuple(
+        "and per task the excess drop, BN's drop minus LN's; also each version's accuracy on its last training "
+        "batches (per-step BN: with batch statistics). The embedding is there for LN: a single input value x "
+        "makes the input-to-hidden summed input x * w, whose layer normalization keeps only the sign of x.")
+    checks = (Check("ln-learns", "on each task, the LN LSTM's mean accuracy over test lengths <= T is at least "
+                    "halfway from chance to 100 % (55 % on MNIST-1D, 62.5 % on temporal order)",
+                    lambda e: all(learned(task, e[f"{task}_layer_in"]) for task in TASKS)),) + tuple(
         Check(f"{task.replace('_', '-')}-bn-drops-more",
               f"{spec['label']}: the per-step-BN LSTM's accuracy drop from test lengths <= T to lengths > T exceeds "
               f"the LN LSTM's drop by at least {EXCESS_DROP * 100:.0f} points",
@@ -203,7 +221,7 @@ class RNNNormalization(Experiment):
         model = SequenceClassifier(norm, train_set.n_features, train_set.n_classes, TASKS[name]["train"][1])
         curve = train(model, train_set, size["steps"], size["eval_every"], rng, StepProgress(progress, size["steps"]))
         by_length = {str(L): accuracy(model, data) for L, data in test_sets.items()}
-        return {"curve": curve, "accuracy": by_length, "effect": summarize(name, norm, by_length)}
+        return {"curve": curve, "accuracy": by_length, "effect": summarize(name, norm, by_length, curve)}
 
     def seed_effects(self, tasks, results, size):
         effects = merge_task_effects(tasks, results)
@@ -228,7 +246,9 @@ class RNNNormalization(Experiment):
                          f"{max(spec['test'])}): accuracy drops beyond T by {drops} points; BN's drop minus LN's is "
                          f"{e[f'{t}_excess_drop'] * 100:+.1f} points (criterion: at least "
                          f"{EXCESS_DROP * 100:.0f}), with in-range accuracies of "
-                         + ", ".join(f"{NORM_LABELS[n]} {e[f'{t}_{n}_in']:.1%}" for n in NORMS) + ".")
+                         + ", ".join(f"{NORM_LABELS[n]} {e[f'{t}_{n}_in']:.1%}" for n in NORMS)
+                         + f" (per-step BN on its last training batches, with batch statistics: "
+                         f"{e[f'{t}_batch_train']:.1%}).")
         return (f"After {size['steps']} Adam steps. " + " ".join(parts) + " Beyond T, per-step BN normalizes every "
                 "step with the running statistics of step T, which were gathered only from the training sequences "
                 "still running at T; LN needs no statistics from other sequences. No-norm is the reference for "
