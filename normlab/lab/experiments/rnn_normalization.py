@@ -113,7 +113,7 @@ def accuracy(model: nn.Module, data: SequenceSet, chunk: int = 500) -> float:
 
 def train(model: nn.Module, data: SequenceSet, steps: int, eval_every: int, rng: np.random.Generator,
           tracker: StepProgress) -> dict:
-    """Adam (``LR``) on cross-entropy with the gradient norm clipped at ``CLIP``; the training curve every ``eval_every``.
+    """Adam (``LR``) on cross-entropy, gradient norm clipped at ``CLIP``; a curve point every ``eval_every`` steps.
 
     Returns {"steps", "loss", "accuracy"}: the mean loss and accuracy of the
     training batches of each interval, and "diverged" (a non-finite loss
@@ -183,22 +183,22 @@ class RNNNormalization(Experiment):
               "statistics settle to stationary values over time.")
     method = (
         "Each step's input is embedded by a Linear layer (8 features, with bias), read by a one-layer LSTM of 32 "
-        "units and classified by a Linear layer from each sequence's last valid step, in three versions: no normalization; layer normalization inside the cell (Ba 2016: the input-to-hidden and "
-        "hidden-to-hidden summed inputs and the cell state, `nn.LSTM(norm='layer')`); recurrent batch "
-        "normalization (Cooijmans 2016: the same places, statistics per time step, gains initialised to 0.1, "
-        "`nn.LSTM(norm='batch', max_steps=T)`; beyond T it uses the statistics of step T). Two tasks: MNIST-1D "
-        "read as a sequence of single values, each 40-value signal linearly interpolated to a length drawn "
-        "from [20, 40] (T = 40) for training; and the temporal order problem (Hochreiter & Schmidhuber 1997; "
-        "4 classes, 4000 sequences, lengths from [15, 30], T = 30). Training batches mix lengths (zero-padded, "
-        "with `lengths=` so padded steps neither count nor enter BN's statistics); a batch's longest sequence, "
-        "when alone at its length, is dropped, since per-step BN needs two sequences at each step. Adam at "
-        "learning rate 0.01, batch 50, gradient norm clipped at 1, the same batches and seed for all three "
-        "versions. Test accuracy in eval mode on test sets of fixed lengths, up to twice T (MNIST-1D's test "
-        "signals stretched to each length; fresh temporal order sequences of each length). Effects: the mean "
-        "accuracy over test lengths <= T ('in') and > T ('beyond'), their difference (the drop) per version, "
-        "and per task the excess drop, BN's drop minus LN's; also each version's accuracy on its last training "
-        "batches (per-step BN: with batch statistics). The embedding is there for LN: a single input value x "
-        "makes the input-to-hidden summed input x * w, whose layer normalization keeps only the sign of x.")
+        "units and classified by a Linear layer from each sequence's last valid step, in three versions: no "
+        "normalization; layer normalization inside the cell (Ba 2016: the input-to-hidden and hidden-to-hidden summed "
+        "inputs and the cell state, `nn.LSTM(norm='layer')`); recurrent batch normalization (Cooijmans 2016: the same "
+        "places, statistics per time step, gains initialised to 0.1, `nn.LSTM(norm='batch', max_steps=T)`; beyond T "
+        "it uses the statistics of step T). Two tasks: MNIST-1D read as a sequence of single values, each 40-value "
+        "signal linearly interpolated to a length drawn from [20, 40] (T = 40) for training; and the temporal order "
+        "problem (Hochreiter & Schmidhuber 1997; 4 classes, 4000 sequences, lengths from [15, 30], T = 30). Training "
+        "batches mix lengths (zero-padded, with `lengths=` so padded steps neither count nor enter BN's statistics); "
+        "a batch's longest sequence, when alone at its length, is dropped, since per-step BN needs two sequences at "
+        "each step. Adam at learning rate 0.01, batch 50, gradient norm clipped at 1, the same batches and seed for "
+        "all three versions. Test accuracy in eval mode on test sets of fixed lengths, up to twice T (MNIST-1D's test "
+        "signals stretched to each length; fresh temporal order sequences of each length). Effects: the mean accuracy "
+        "over test lengths <= T ('in') and > T ('beyond'), their difference (the drop) per version, and per task the "
+        "excess drop, BN's drop minus LN's; also each version's accuracy on its last training batches (per-step BN: "
+        "with batch statistics). The embedding is there for LN: a single input value x makes the input-to-hidden "
+        "summed input x * w, whose layer normalization keeps only the sign of x.")
     checks = (Check("ln-learns", "on each task, the LN LSTM's mean accuracy over test lengths <= T is at least "
                     "halfway from chance to 100 % (55 % on MNIST-1D, 62.5 % on temporal order)",
                     lambda e: all(learned(task, e[f"{task}_layer_in"]) for task in TASKS)),) + tuple(
@@ -264,7 +264,7 @@ class RNNNormalization(Experiment):
                           for t, r in zip(tasks, results) if t["task"] == name and t["norm"] == norm]
                 mean_band(axis, lengths, curves, NORM_LABELS[norm], colour(norm), marker="o")
             axis.axvline(spec["train"][1], color="black", ls="--", lw=1, label=f"T = {spec['train'][1]}")
-            axis.axvspan(spec["train"][0], spec["train"][1], color="black", alpha=0.06, lw=0)
+            axis.axvspan(spec["train"][0], spec["train"][1], color="#f3e3b5", alpha=0.5, lw=0, label="training lengths")
             axis.axhline(spec["chance"] * 100, color="grey", ls=":", lw=1, label="chance")
             axis.set_xlabel("test sequence length")
             axis.set_ylabel("test accuracy (%)")
@@ -287,7 +287,7 @@ class RNNNormalization(Experiment):
         seeds = len(results) // (len(TASKS) * len(NORMS))
         return [("accuracy_vs_length.png",
                  "Test accuracy against test sequence length for the LSTM without norm, with LN and with per-step BN "
-                 "(shaded: the training lengths; dashed: T, the longest training length and the last step with its "
+                 "(yellow: the training lengths; dashed: T, the longest training length and the last step with its "
                  f"own BN statistics; line: mean over {seeds} seed(s); band: lowest to highest)."),
                 ("training_curves.png",
                  "Training loss (mean over each interval's batches of mixed lengths) of the three LSTMs on each task "
