@@ -146,3 +146,49 @@ def test_fusion_refuses_training_mode_and_missing_statistics():
         nn.utils.fuse_conv_bn_eval(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
     with pytest.raises(ValueError, match="no running statistics"):
         nn.utils.fuse_conv_bn_eval(nn.Conv2d(1, 2, 1).eval(), nn.BatchNorm2d(2, track_running_stats=False).eval())
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv", "conv_transpose"])
+def test_spectral_norm_matches_torch_over_training_steps(rng, kind):
+    if kind == "linear":
+        ours, theirs, shape = nn.Linear(5, 4, dtype=np.float64), torch.nn.Linear(5, 4, dtype=torch.float64), (3, 5)
+    elif kind == "conv":
+        ours, theirs = nn.Conv1d(3, 4, 2, dtype=np.float64), torch.nn.Conv1d(3, 4, 2, dtype=torch.float64)
+        shape = (2, 3, 6)
+    else:
+        ours = nn.ConvTranspose1d(3, 4, 2, dtype=np.float64)
+        theirs = torch.nn.ConvTranspose1d(3, 4, 2, dtype=torch.float64)
+        shape = (2, 3, 6)
+    copy_parameters(ours, theirs)
+    nn.utils.spectral_norm(ours)
+    torch.nn.utils.spectral_norm(theirs)
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    for buffer in ("weight_u", "weight_v"):  # the random starting vectors: torch's, so the iterations agree
+        ours.get_buffer(buffer)._data[...] = theirs.get_buffer(buffer).numpy()
+    for step in range(3):
+        x = rng.standard_normal(shape)
+        for layer in (ours, theirs):
+            for p in layer.parameters():
+                p.grad = None
+        theirs.train(step != 2)
+        ours.train(step != 2)
+        y, yt = ours(normlab.tensor(x)), theirs(torch.tensor(x))
+        assert_close(y, yt, np.float64, f"output, step {step}")
+        g = rng.standard_normal(tuple(yt.shape))
+        y.backward(normlab.tensor(g))
+        yt.backward(torch.tensor(g))
+        for name, p in theirs.named_parameters():
+            assert_close(ours.get_parameter(name).grad, p.grad, np.float64, f"grad of {name}, step {step}")
+        for name, b in theirs.named_buffers():
+            assert_close(ours.get_buffer(name), b, np.float64, f"{name}, step {step}")
+
+
+def test_spectral_norm_converges_to_unit_spectral_norm_and_removes(rng):
+    layer = nn.utils.spectral_norm(nn.Linear(8, 6, dtype=np.float64), n_power_iterations=3)
+    for _ in range(20):
+        layer(normlab.tensor(rng.standard_normal((2, 8))))
+    assert abs(np.linalg.svd(layer.weight.detach().numpy(), compute_uv=False)[0] - 1.0) < 1e-6
+    nn.utils.remove_spectral_norm(layer)
+    assert sorted(layer.state_dict()) == ["bias", "weight"]
+    with pytest.raises(ValueError, match="expected n_power_iterations"):
+        nn.utils.spectral_norm(nn.Linear(2, 2), n_power_iterations=-1)
