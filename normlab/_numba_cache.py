@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-_KERNEL_DIRS = ("ops",)  # the sub-packages whose modules define cached kernels
+_KERNEL_DIRS = ("ops", "bench")  # the sub-packages whose modules define cached kernels
 
 
 def _writable(directory: Path) -> bool:
