@@ -189,7 +189,7 @@ def _add_bench_command(subparsers) -> None:
         description="Time every normalization and pooling layer at shapes covering every layout, two convolutions "
                     "and a small CNN's training step, float32, forward + backward and forward alone through the "
                     "public modules: ours and torch's (same thread count, when torch is installed) interleaved, "
-                    "medians after a warm-up; GB/s and %% of the copy bandwidth measured in the same run. Then the "
+                    "medians after a warm-up; GB/s and % of the copy bandwidth measured in the same run. Then the "
                     "cold start of each layer (its first call minus the warm median) and the compile latency of "
                     "`normlab train --epochs 1` (empty kernel cache vs warm).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
