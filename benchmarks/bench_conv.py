@@ -28,12 +28,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import numpy as np
 
 import normlab
 import normlab.nn.functional as F
+from normlab.bench.timing import clock_of
 
 # (label, (N, C, H, W), out_channels, kernel, stride, padding, groups, needs dx)
 CASES = [
@@ -78,18 +78,6 @@ def gemm_floor(out_channels: int, rows: int, columns: int, dtype, repeat: int, c
     three()
     best = statistics.median(clock(three) for _ in range(repeat))
     return best * columns / block
-
-
-def wall(f) -> float:
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
-
-
-def cpu(f) -> float:
-    t0 = time.thread_time()
-    f()
-    return time.thread_time() - t0
 
 
 def run_case(case, dtype, repeat: int, clock, quick: bool):
@@ -150,7 +138,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", help="substrings of the row labels to run (default: all)")
     args = parser.parse_args()
     dtype = np.dtype(args.dtype)
-    clock = wall if args.clock == "wall" else cpu
+    clock = clock_of(args.clock)
     cases = [case for case in CASES if not args.cases or any(s in case[0] for s in args.cases)]
     for threads in args.threads:
         set_threads(threads)

@@ -82,17 +82,6 @@ class Clock:
         return float(elapsed[0])
 
 
-def interleaved(clock: Clock, runs: dict, repeat: int, warmup: int = 2) -> dict:
-    """Median seconds of each callable in ``runs``, timed in turn so that load changes hit all alike."""
-    times = {name: [] for name in runs}
-    for i in range(warmup + repeat):
-        for name, f in runs.items():
-            t = clock(f)
-            if i >= warmup:
-                times[name].append(t)
-    return {name: float(np.median(t)) for name, t in times.items()}
-
-
 def worker(args) -> None:
     import normlab  # before torch: normlab then sets up its threads its own way (see ops/_threading.py)
     import normlab.distributed as dist
@@ -100,6 +89,7 @@ def worker(args) -> None:
     import torch
     import torch.distributed as tdist
     import torch.nn.functional as TF
+    from normlab.bench.timing import interleaved
     from normlab.nn.parallel import DistributedDataParallel as DDP
 
     dist.init_process_group("mpi")
@@ -141,7 +131,7 @@ def worker(args) -> None:
         toptimizer.step()
 
     runs["torch batch"] = torch_step
-    result["cnn"] = interleaved(clock, runs, args.repeat)
+    result["cnn"] = interleaved(runs, args.repeat, clock=clock)
 
     if world > 1:
         # 2. allreduce vs message size
@@ -151,7 +141,7 @@ def worker(args) -> None:
             t = torch.ones(nbytes // 4)
             repeat = max(5, min(200, int(2e8 // nbytes)))
             result["allreduce"][nbytes] = interleaved(
-                clock, {"ours": lambda: dist.all_reduce(a), "torch": lambda: tdist.all_reduce(t)}, repeat)
+                {"ours": lambda: dist.all_reduce(a), "torch": lambda: tdist.all_reduce(t)}, repeat, clock=clock)
 
     # 3. SyncBatchNorm against BatchNorm2d, forward + backward
     import normlab.nn as nn
@@ -164,8 +154,8 @@ def worker(args) -> None:
         xt = normlab.tensor(xs, requires_grad=True)
         layer(xt).backward(dys)
 
-    result["sync_bn"] = interleaved(clock, {name: (lambda layer=layer: forward_backward(layer))
-                                            for name, layer in layers.items()}, args.repeat)
+    result["sync_bn"] = interleaved({name: (lambda layer=layer: forward_backward(layer))
+                                            for name, layer in layers.items()}, args.repeat, clock=clock)
     if rank == 0:
         Path(args.out).write_text(json.dumps(result))
     tdist.destroy_process_group()
@@ -209,7 +199,7 @@ def main() -> None:
         worker(args)
         return
 
-    from _common import copy_bandwidth  # benchmarks/_common.py (this folder is on sys.path)
+    from normlab.bench.timing import copy_bandwidth
 
     cores = os.cpu_count()
     configurations = [(1, 1), (1, 2), (2, 1)]  # (processes, threads per process)

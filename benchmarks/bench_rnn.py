@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 
 INPUT, HIDDEN, STEPS, BATCH = 128, 256, 50, 64
 
@@ -75,8 +72,7 @@ def measure(threads: int, repeat: int, quick: bool) -> list[dict]:
     import numpy as np
     import torch
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import timed
+    from normlab.bench.timing import timed
 
     import normlab
     import normlab.nn as nn
@@ -155,15 +151,10 @@ def main() -> None:
     header = f"{'threads':>7}  {'layer':<8}{'layout':<12}{'ours ms':>9}{'torch ms':>14}{'ratio':>8}{'% floor':>9}"
     print(header)
     print("-" * len(header))
+    from normlab.bench.timing import run_per_thread_count
+
     for threads in args.threads:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            env[var] = str(threads)
-        command = [sys.executable, os.path.abspath(__file__), "--child", str(threads), "--repeat", str(args.repeat)]
-        if args.quick:
-            command.append("--quick")
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-        for r in json.loads(result.stdout.strip().splitlines()[-1]):
+        for r in run_per_thread_count(__file__, threads, ["--repeat", str(args.repeat)] + ["--quick"] * args.quick):
             other_text = f"{1e3 * r['other']:10.1f}" if r["norm"] is None else f"{1e3 * r['other']:6.1f} ours"
             print(f"{threads:>7}  {r['label']:<8}{r['layout']:<12}{1e3 * r['ours']:9.1f}{other_text:>14}"
                   f"{r['ours'] / r['other']:8.2f}{100 * r['floor'] / r['ours']:8.0f}%")

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
 N, L, E, H, FF = 16, 64, 256, 8, 1024
 VOCAB, DIM = 20000, 256
@@ -56,8 +54,7 @@ def measure(threads: int, repeat: int, quick: bool) -> list[dict]:
     import numpy as np
     import torch
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import copy_bandwidth, timed
+    from normlab.bench.timing import copy_bandwidth, timed
 
     import normlab
     import normlab.nn as nn
@@ -129,8 +126,7 @@ def main() -> None:
     header = f"{'threads':>7}  {'case':<18}{'ours ms':>9}{'torch ms':>10}{'ratio':>8}{'% floor':>9}"
     print(header)
     print("-" * len(header))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import run_per_thread_count
+    from normlab.bench.timing import run_per_thread_count
 
     for threads in args.threads:
         for r in run_per_thread_count(__file__, threads, ["--repeat", str(args.repeat)] + ["--quick"] * args.quick):

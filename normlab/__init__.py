@@ -44,6 +44,8 @@ from normlab.autograd.tensor import (  # noqa: E402,F401
 from normlab.autograd.toplevel import *  # noqa: E402,F401,F403
 from normlab.checkpoint import load, save  # noqa: E402
 from normlab.ops._threading import get_num_threads, set_num_threads  # noqa: E402,F401
+
+_numba_cache.announce_compilation()  # Numba is configured by now (ops._threading)
 from normlab.random import Generator, initial_seed, manual_seed, seed  # noqa: E402,F401
 
 # dtypes: NumPy's (``t.dtype == normlab.float32`` holds; they work as ``dtype=`` anywhere).

@@ -10,6 +10,10 @@ if not, points ``NUMBA_CACHE_DIR`` at the first writable place among
 ``$NORMLAB_CACHE_DIR/numba``, ``$XDG_CACHE_HOME/normlab/numba``,
 ``~/.cache/normlab/numba`` and the temporary directory. A value the user set
 wins.
+
+``announce_compilation`` makes the first compilation of a process visible: a
+new user's first step waits a second or two for Numba (nothing cached yet),
+and a line on stderr says why; with a warm cache nothing is printed.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-_KERNEL_DIRS = ("ops",)  # the sub-packages whose modules define cached kernels
+_KERNEL_DIRS = ("ops", "bench")  # the sub-packages whose modules define cached kernels
 
 
 def _writable(directory: Path) -> bool:
@@ -63,3 +67,37 @@ def configure() -> str | None:
             return str(place)
     warnings.warn("normlab: no writable directory for Numba's kernel cache; set NUMBA_CACHE_DIR", stacklevel=3)
     return None
+
+
+#: The line printed on stderr the first time a process compiles one of normlab's kernels.
+COMPILING_MESSAGE = "normlab: compiling kernels for first use (cached afterwards)..."
+
+
+def announce_compilation() -> None:
+    """Print ``COMPILING_MESSAGE`` on stderr when this process first compiles a normlab kernel.
+
+    Numba reports a "numba:compile" event only when a kernel is not found in
+    its cache, so a warm cache prints nothing. Kernels of other packages
+    (a user's own ``@njit``) are not announced.
+    """
+    from numba.core import event
+
+    class _FirstCompilation(event.Listener):
+        announced = False
+
+        def on_start(self, compilation) -> None:
+            if self.announced:
+                return
+            module = getattr(compilation.data["dispatcher"].py_func, "__module__", "") or ""
+            if module.startswith("normlab."):
+                type(self).announced = True
+                tqdm = sys.modules.get("tqdm")
+                if tqdm is not None:  # above a progress bar on stderr (normlab train's), not inside it
+                    tqdm.tqdm.write(COMPILING_MESSAGE, file=sys.stderr)
+                else:
+                    print(COMPILING_MESSAGE, file=sys.stderr, flush=True)
+
+        def on_end(self, compilation) -> None:
+            pass
+
+    event.register("numba:compile", _FirstCompilation())

@@ -5,11 +5,12 @@
     normlab train --nproc 2 --norm sync-batch         (data parallel: starts mpiexec -n 2 itself)
     mpiexec -n 2 normlab train --distributed          (the same, started by mpiexec; hostfiles work)
     normlab lab list | show NAME | run NAME... | run --all [--quick] [--seeds N] [--out DIR] [--jobs N]
+    normlab bench [--threads N] [--ops NAME,...] [--json PATH] [--quick] [--repeat R] [--clock wall|cpu] [--cold]
 
 Each sub-command lives in an ``_add_<name>_command(subparsers)`` function
 that declares its options and sets ``handler`` to a function taking the
 parsed arguments and returning an exit status; ``main`` only dispatches.
-New commands (``lab``, ``bench``) are added the same way.
+New commands are added the same way.
 """
 from __future__ import annotations
 
@@ -182,6 +183,67 @@ def _run_lab_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _add_bench_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="time the normalization, pooling and convolution layers against PyTorch and the bandwidth floor",
+        description="Time every normalization and pooling layer at shapes covering every layout, two convolutions "
+                    "and a small CNN's training step, float32, forward + backward and forward alone through the "
+                    "public modules: ours and torch's (same thread count, when torch is installed) interleaved, "
+                    "medians after a warm-up; GB/s and % of the copy bandwidth measured in the same run. Then the "
+                    "cold start of each layer (its first call minus the warm median) and the compile latency of "
+                    "`normlab train --epochs 1` (empty kernel cache vs warm).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="normlab's and torch's threads (default: normlab's current count)")
+    parser.add_argument("--ops", default="",
+                        help="comma-separated name filters: a layer runs when one occurs in its name, "
+                             "case-insensitive (e.g. 'norm', 'MaxPool2d', 'conv', 'CNN step', 'compile latency'); "
+                             "default: all")
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON to PATH")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny shapes and 2 repeats, no compile latency unless --ops names it: a smoke test "
+                             "(the times mean nothing)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed rounds per layer (default 15; 2 with --quick)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: the calling thread's CPU time, robust on a shared machine (meaningful at "
+                             "--threads 1 only)")
+    parser.add_argument("--cold", action="store_true",
+                        help="run with an empty kernel cache (a fresh temporary NUMBA_CACHE_DIR): the cold-start "
+                             "table then shows compile times")
+    parser.set_defaults(handler=_run_bench, parser=parser)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    for option in ("threads", "repeat"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            args.parser.error(f"argument --{option}: expected a positive integer, got {value}")
+    if args.clock == "cpu" and args.threads != 1:
+        args.parser.error("--clock cpu measures the calling thread only: use it with --threads 1")
+    if args.cold:  # Numba reads its cache directory when it loads: a fresh process with an empty one
+        import subprocess
+        import tempfile
+
+        argv = [argument for argument in args.argv if argument != "--cold"]
+        with tempfile.TemporaryDirectory(prefix="normlab-empty-kernel-cache-") as cache:
+            return subprocess.run([sys.executable, "-m", "normlab", *argv],
+                                  env=dict(os.environ, NUMBA_CACHE_DIR=cache)).returncode
+    from normlab.bench.runner import format_report, run
+
+    ops = [term for term in args.ops.split(",") if term.strip()]
+    document = run(ops=ops, threads=args.threads, quick=args.quick, repeat=args.repeat, clock=args.clock,
+                   progress=lambda what: print(f"normlab bench: {what}", file=sys.stderr, flush=True))
+    if not document["rows"] and document["compile_latency"] is None:
+        args.parser.error(f"--ops {args.ops!r} matches no benchmark")
+    print(format_report(document))
+    if args.json:
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=1)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``normlab`` argument parser with every sub-command."""
     from normlab import __version__
@@ -195,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     _add_train_command(subparsers)
     _add_lab_command(subparsers)
+    _add_bench_command(subparsers)
     return parser
 
 

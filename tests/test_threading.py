@@ -87,12 +87,13 @@ def test_serial_and_parallel_flavours_give_the_same_bits(dtype, restore_threads)
             x3 = x.reshape(shape[0], shape[1], -1)
             c = shape[1]
             tile, columns = ops._channel_tiles(x3)
+            forward, gradients, view = ops._channel_kernels_for(columns)
             mean, var, rstd, y = np.zeros(c), np.zeros(c), np.zeros(c), np.empty_like(x3)
-            getattr(ops._batch_norm_training, flavour)(x3, None, x3.shape[0] * x3.shape[2], np.ones(c),
-                                                       np.zeros(c), 1e-5, tile, columns, mean, var, rstd, y)
+            getattr(forward, flavour)(view(x3), None, x3.shape[0] * x3.shape[2], np.ones(c), np.zeros(c), 1e-5,
+                                      True, True, tile, mean, var, rstd, view(y))
             sums, dx = (np.zeros(c), np.zeros(c)), np.empty_like(x3)
-            getattr(ops._batch_norm_gradients, flavour)(dy.reshape(x3.shape), x3, None, x3.shape[0] * x3.shape[2],
-                                                        mean, rstd, np.ones(c), True, True, tile, columns, *sums, dx)
+            getattr(gradients, flavour)(view(dy.reshape(x3.shape)), view(x3), None, x3.shape[0] * x3.shape[2],
+                                        mean, rstd, np.ones(c), True, True, tile, *sums, view(dx))
             rows = x.reshape(-1, shape[-1])
             b = rows.shape[0]
             stats, y2 = (np.zeros(b), np.zeros(b), np.zeros(b)), np.empty_like(rows)
