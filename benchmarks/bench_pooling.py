@@ -8,7 +8,7 @@ Interleaved (a busy machine slows both sides alike), warm-up first (Numba
 compiles outside the timing), medians. MinPool has no torch layer: torch's
 column times what a torch user writes, ``-max_pool(-x)``.
 
-    python benchmarks/bench_pooling.py [--threads 1 2] [--repeat 15] [--quick] [--clock cpu]
+    python benchmarks/bench_pooling.py [--threads 1 2] [--repeat 15] [--quick] [--clock cpu] [--dims 1d 2d 3d]
 
 ``--clock cpu`` times with the process's CPU time instead of the wall clock:
 on a machine shared with other work it leaves out the time spent waiting for
@@ -40,8 +40,10 @@ from _common import copy_bandwidth  # benchmarks/_common.py (run as scripts: thi
 
 SHAPES_2D = [(32, 64, 56, 56), (128, 256, 7, 7)]
 SHAPES_1D = [(64, 128, 1000)]
+SHAPES_3D = [(8, 32, 16, 32, 32)]
 QUICK_SHAPES_2D = [(4, 8, 28, 28), (8, 16, 7, 7)]
 QUICK_SHAPES_1D = [(4, 8, 200)]
+QUICK_SHAPES_3D = [(2, 4, 4, 8, 8)]
 CONFIGS = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)]
 
 
@@ -49,14 +51,17 @@ def _config_name(config) -> str:
     return ", ".join(str(v) for v in config.values())
 
 
-def cases(quick: bool):
+def cases(quick: bool, dims=("2d", "1d", "3d")):
     """(label, shape, normlab module, torch callable, has winners) for every benchmarked layer and shape."""
     import torch
     import normlab.nn as nn
 
-    shapes_2d, shapes_1d = (QUICK_SHAPES_2D, QUICK_SHAPES_1D) if quick else (SHAPES_2D, SHAPES_1D)
+    shapes_2d, shapes_1d, shapes_3d = ((QUICK_SHAPES_2D, QUICK_SHAPES_1D, QUICK_SHAPES_3D) if quick
+                                       else (SHAPES_2D, SHAPES_1D, SHAPES_3D))
     result = []
-    for kind, shapes in (("2d", shapes_2d), ("1d", shapes_1d)):
+    for kind, shapes in (("2d", shapes_2d), ("1d", shapes_1d), ("3d", shapes_3d)):
+        if kind not in dims:
+            continue
         for shape in shapes:
             for config in CONFIGS:
                 t_max = getattr(torch.nn, f"MaxPool{kind}")(**config)
@@ -102,14 +107,14 @@ def time_case(module, torch_layer, x, dy, repeat: int, clock):
     return tuple(statistics.median(v) for v in (ours_f, ours_fb, torch_f, torch_fb))
 
 
-def run(threads: int, repeat: int, quick: bool, clock_name: str) -> None:
+def run(threads: int, repeat: int, quick: bool, clock_name: str, dims) -> None:
     import torch
 
     normlab.set_num_threads(threads)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     table = []
-    all_cases = cases(quick)
+    all_cases = cases(quick, dims)
     largest = max(int(np.prod(shape)) for _, shape, *_ in all_cases) * 4
     bandwidth = copy_bandwidth(largest, repeat)
     for label, shape, module, torch_layer, has_winners in all_cases:
@@ -128,13 +133,13 @@ def run(threads: int, repeat: int, quick: bool, clock_name: str) -> None:
     bandwidth = max(bandwidth, copy_bandwidth(largest, repeat))
     print(f"\nfloat32, {threads} thread(s) (normlab and torch), copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
           f"median of {repeat}, interleaved, {clock_name} clock")
-    header = (f"{'layer':<22}{'input':<19}{'pass':<9}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}"
+    header = (f"{'layer':<22}{'input':<23}{'pass':<9}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}"
               f"{'GB/s':>7}{'% floor':>9}")
     print(header)
     print("-" * len(header))
     for label, shape, what, ours, theirs, floor_bytes in table:
         gbs = floor_bytes / ours / 1e9
-        print(f"{label:<22}{str(shape):<19}{what:<9}{ours * 1e3:>9.2f}{theirs * 1e3:>10.2f}{ours / theirs:>7.2f}"
+        print(f"{label:<22}{str(shape):<23}{what:<9}{ours * 1e3:>9.2f}{theirs * 1e3:>10.2f}{ours / theirs:>7.2f}"
               f"{gbs:>7.1f}{100 * floor_bytes / bandwidth / ours:>8.0f}%")
 
 
@@ -146,10 +151,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 3 repeats (a smoke test)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall clock, or the process's CPU time (robust on a shared machine)")
+    parser.add_argument("--dims", nargs="+", choices=["1d", "2d", "3d"], default=["2d", "1d", "3d"],
+                        help="which pooling dimensions to time (default: all)")
     args = parser.parse_args()
     repeat = 3 if args.quick else args.repeat
     for threads in args.threads or [normlab.get_num_threads()]:
-        run(threads, repeat, args.quick, args.clock)
+        run(threads, repeat, args.quick, args.clock, args.dims)
 
 
 if __name__ == "__main__":
