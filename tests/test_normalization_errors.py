@@ -378,6 +378,8 @@ LAYERS_WITH_PARAMETERS = [
     ("RMSNorm", lambda dtype: nn.RMSNorm(3, dtype=dtype), (4, 3)),
     ("Linear", lambda dtype: nn.Linear(3, 2, dtype=dtype), (4, 3)),
     ("Maxout", lambda dtype: nn.Maxout(3, 2, pieces=2, dtype=dtype), (4, 3)),
+    ("prelu", lambda dtype: nn.PReLU(3, dtype=dtype), (4, 3)),
+    ("Conv1d", lambda dtype: nn.Conv1d(3, 2, 1, dtype=dtype), (2, 3, 4)),
 ]
 
 

@@ -6,6 +6,7 @@ Read ``function.py`` first (the engine, ~150 lines), then ``functions.py``
 (one local chain rule per class).
 """
 from normlab.autograd.function import Function, from_op
+from normlab.autograd.gradient import grad
 from normlab.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from normlab.autograd.tensor import (
     Tensor,
@@ -16,6 +17,6 @@ from normlab.autograd.tensor import (
 )
 
 __all__ = [
-    "Function", "from_op", "Tensor", "tensor", "as_tensor", "no_grad", "enable_grad",
+    "Function", "from_op", "grad", "Tensor", "tensor", "as_tensor", "no_grad", "enable_grad",
     "set_grad_enabled", "is_grad_enabled", "get_default_dtype", "set_default_dtype",
 ]

@@ -351,11 +351,40 @@ def _run_post_accumulate_grad_hooks(leaves, reached: set) -> None:
                 hook(leaf)
 
 
-def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
+def _target_key(tensor) -> tuple:
+    """Where the engine meets ``tensor``: a leaf by identity, any other tensor by its creator's output slot."""
+    if tensor._creator is None:
+        return ("leaf", id(tensor))
+    return ("node", id(tensor._creator), tensor._output_index)
+
+
+def _needed(order: list[Function], targets: dict) -> set[int]:
+    """Ids of the Functions whose backward leads to a target (the rest need not run: torch's pruning)."""
+    needed: set[int] = set()
+    for fn in reversed(order):  # inputs' creators first
+        for edge in fn.edges:
+            if edge is None:
+                continue
+            if edge.creator is None:
+                reaches = ("leaf", id(edge.leaf)) in targets
+            else:
+                reaches = id(edge.creator) in needed or ("node", id(edge.creator), edge.output_index) in targets
+            if reaches:
+                needed.add(id(fn))
+                break
+    return needed
+
+
+def run_backward(root, grad: np.ndarray, retain_graph: bool = False, targets: dict | None = None) -> None:
     """Propagate ``grad`` (d loss / d root) to every leaf that requires grad.
 
     Unless ``retain_graph``, each node's saved arrays are freed once its
     backward has run (torch's rule), so memory falls as the backward proceeds.
+
+    ``targets`` (``torch.autograd.grad`` and ``backward(inputs=...)``): a dict
+    from ``_target_key(t)`` to None; the gradient reaching each target is
+    stored there instead of any ``.grad``, and only the Functions that lead
+    to a target run.
 
     A leaf's post-accumulate-grad hooks run once, right after the last
     Function that feeds it has added its gradient (torch's
@@ -363,13 +392,17 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     its gradient reductions from them while the backward goes on).
     """
     if root._creator is None:  # a leaf: its gradient is the seed itself
+        if targets is not None:
+            _capture_leaf(targets, root, grad)
+            return
         root._accumulate_leaf(grad)
         _run_post_accumulate_grad_hooks([root], {id(root)})
         return
     pending: dict[int, list] = {id(root._creator): [None] * root._creator.num_outputs}
     pending[id(root._creator)][root._output_index] = grad
     order = list(reversed(_topological_order(root._creator)))
-    finishing = _leaves_finishing(order) if root._post_accumulate_grad_hooks_used else {}
+    needed = _needed(order, targets) if targets is not None else None
+    finishing = _leaves_finishing(order) if root._post_accumulate_grad_hooks_used and targets is None else {}
     reached: set[int] = set()
     for step, fn in enumerate(order):
         out_grads = pending.pop(id(fn), None)
@@ -379,6 +412,13 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
         for index, hooks in fn.output_hooks.items():
             if out_grads[index] is not None:
                 out_grads[index], _ = _run_hooks(hooks, out_grads[index])
+        if targets is not None:
+            for index, g in enumerate(out_grads):
+                key = ("node", id(fn), index)
+                if key in targets and g is not None:
+                    targets[key] = g
+            if id(fn) not in needed:
+                continue
         _check_saved_versions(fn)
         in_grads = fn.backward(*out_grads)
         if not retain_graph:
@@ -401,9 +441,19 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             if g.dtype != edge.dtype:
                 g = g.astype(edge.dtype)
             if edge.creator is None:
+                if targets is not None:
+                    _capture_leaf(targets, edge.leaf, g)
+                    continue
                 edge.leaf._accumulate_leaf(g, exclusive=_exclusive(g, in_grads, out_grads))
                 reached.add(id(edge.leaf))
             else:
                 slot = pending.setdefault(id(edge.creator), [None] * edge.creator.num_outputs)
                 slot[edge.output_index] = _accumulate(slot[edge.output_index], g)
         _run_post_accumulate_grad_hooks(finishing.get(step, ()), reached)
+
+
+def _capture_leaf(targets: dict, leaf, g: np.ndarray) -> None:
+    """Add ``g`` to a target leaf's captured gradient (a fresh array: the engine's ``g`` may be shared)."""
+    key = ("leaf", id(leaf))
+    if key in targets:
+        targets[key] = np.array(g, copy=True) if targets[key] is None else targets[key] + g

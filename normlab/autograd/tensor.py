@@ -414,13 +414,21 @@ class Tensor:
         ``grad`` is d loss / d self; it may be omitted only when self has one element.
         As in torch, what the graph saved is freed as the backward goes, unless
         ``retain_graph=True``; a second backward through a node that saved
-        arrays then raises. ``create_graph`` (higher-order gradients) and
-        ``inputs`` are not supported.
+        arrays then raises. ``inputs`` (tensors, leaves or not): accumulate
+        into those tensors' ``.grad`` only, as torch does. ``create_graph``
+        (higher-order gradients) is not supported.
         """
         if create_graph:
             raise NotImplementedError("backward: create_graph=True (higher-order gradients) is not supported by normlab")
         if inputs is not None:
-            raise NotImplementedError("backward: inputs= is not supported by normlab; call backward() and read .grad")
+            from normlab.autograd.gradient import capture_gradients
+
+            inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+            grads = capture_gradients(self, inputs, None if grad is None else [grad], bool(retain_graph), leaf_hooks=False)
+            for t, g in zip(inputs, grads):
+                if g is not None:
+                    t._accumulate_leaf(g, exclusive=True)
+            return
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no grad_fn")
         if grad is None:

@@ -79,14 +79,26 @@ def _as_array(name: str, data) -> np.ndarray:
     return array
 
 
+def _parameter_dtype(module: Module, default: np.dtype) -> np.dtype:
+    """The dtype of the module's first floating parameter (its inputs must match it, as in torch), else ``default``."""
+    for parameter in module.parameters():
+        if parameter.dtype.kind == "f":
+            return parameter.dtype
+    return default
+
+
 def _encode(stages: Sequence[Module], x: np.ndarray) -> np.ndarray:
-    """The stages applied in order in eval mode, without gradients (modes restored afterwards)."""
+    """The stages applied in order in eval mode, without gradients (modes restored afterwards).
+
+    Data is cast to each stage's parameter dtype: float64 NumPy data feeds a
+    float32 stack without the caller converting it.
+    """
     modes = [stage.training for stage in stages]
     try:
         with no_grad():
             for stage in stages:
                 stage.eval()
-                x = np.array(stage(x)._data)
+                x = np.array(stage(x.astype(_parameter_dtype(stage, x.dtype), copy=False))._data)
     finally:
         for stage, mode in zip(stages, modes):
             stage.train(mode)
@@ -96,7 +108,7 @@ def _encode(stages: Sequence[Module], x: np.ndarray) -> np.ndarray:
 def reconstruction_error(stage: Module, decoder: Module, x: np.ndarray) -> float:
     """Mean squared error of ``decoder(stage(x))`` against ``x``, in eval mode and without gradients."""
     reconstruction = _encode([stage, decoder], x)
-    return float(np.mean((reconstruction.astype(np.float64) - x) ** 2))
+    return float(np.mean((reconstruction.astype(np.float64) - np.asarray(x, dtype=np.float64)) ** 2))
 
 
 def greedy_layerwise(stages: Sequence[Module], data, *, steps: int = 500, batch_size: int = 64, lr: float = 1e-3,
@@ -134,6 +146,7 @@ def greedy_layerwise(stages: Sequence[Module], data, *, steps: int = 500, batch_
         if not isinstance(stage, Module):
             raise TypeError(f"{_NAME}: expected stage {index} to be a Module, got {type(stage).__name__}")
     x = _as_array(_NAME, data)
+    x = x.astype(_parameter_dtype(stages[0], x.dtype), copy=False)
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
         raise ValueError(f"{_NAME}: expected steps to be an integer >= 0, got {steps!r}")
     batch_size = check_positive_int(_NAME, "batch_size", batch_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
-from normlab._checks import check_float
+from normlab._checks import check_float, check_same_dtype
 from normlab.autograd import activations as A
 from normlab.autograd.function import from_op
 from normlab.autograd.tensor import as_tensor
@@ -142,6 +142,7 @@ def prelu(input, weight):
     """x if x > 0 else weight[c] x, with c the channel (dim 1); a one-element weight is shared by every channel."""
     x, w = as_tensor(input), as_tensor(weight)
     check_float("prelu", x._data)
+    check_same_dtype("prelu", x._data, weight=w._data)
     if w.ndim != 1:
         raise ValueError(f"prelu: expected a 1D weight, got shape {w.shape}")
     if w.shape[0] != 1:
