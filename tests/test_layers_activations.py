@@ -1,4 +1,5 @@
-"""Mish, Hardswish, Hardsigmoid, Softsign, Tanhshrink, SiLU, Softplus and PReLU against torch.
+"""Mish, Hardswish, Hardsigmoid, Softsign, Tanhshrink, SiLU, Softplus, Hardtanh, ReLU6, LogSigmoid, Threshold,
+GLU and PReLU against torch.
 
 float64: forward and input gradient (random upstream gradient) equal torch's
 within the shared table; float32: against torch's float64 result on the same
@@ -28,18 +29,26 @@ ACTIVATIONS = {
     "tanhshrink": (F.tanhshrink, TF.tanhshrink),
     "silu": (F.silu, TF.silu),
     "softplus": (F.softplus, TF.softplus),
+    "hardtanh": (lambda x: F.hardtanh(x, -1.5, 2.0), lambda x: TF.hardtanh(x, -1.5, 2.0)),
+    "relu6": (F.relu6, TF.relu6),
+    "logsigmoid": (F.logsigmoid, TF.logsigmoid),
+    "threshold": (lambda x: F.threshold(x, 0.5, -2.0), lambda x: TF.threshold(x, 0.5, -2.0)),
 }
 MODULES = {
     "mish": (nn.Mish, torch.nn.Mish), "hardswish": (nn.Hardswish, torch.nn.Hardswish),
     "hardsigmoid": (nn.Hardsigmoid, torch.nn.Hardsigmoid), "softsign": (nn.Softsign, torch.nn.Softsign),
     "tanhshrink": (nn.Tanhshrink, torch.nn.Tanhshrink), "silu": (nn.SiLU, torch.nn.SiLU),
+    "hardtanh": (lambda **kw: nn.Hardtanh(-1.5, 2.0, **kw), lambda **kw: torch.nn.Hardtanh(-1.5, 2.0, **kw)),
+    "relu6": (nn.ReLU6, torch.nn.ReLU6), "logsigmoid": (nn.LogSigmoid, torch.nn.LogSigmoid),
+    "threshold": (lambda **kw: nn.Threshold(0.5, -2.0, **kw), lambda **kw: torch.nn.Threshold(0.5, -2.0, **kw)),
 }
-INPLACE = ["mish", "hardswish", "hardsigmoid", "silu"]
+INPLACE = ["mish", "hardswish", "hardsigmoid", "silu", "hardtanh", "relu6", "threshold"]
 
 
 def _data(rng, shape, dtype):
     x = rng.standard_normal(shape) * 3
-    x.reshape(-1)[:7] = (0.0, 3.0, -3.0, 30.0, -30.0, 2.9999, -3.0001)  # kinks, both tails, next to the kinks
+    # kinks (hardswish's +-3, relu6's 6, hardtanh's -1.5 and 2 here, threshold's 0.5), both tails, next to kinks
+    x.reshape(-1)[:12] = (0.0, 3.0, -3.0, 30.0, -30.0, 2.9999, -3.0001, 6.0, -1.5, 2.0, 0.5, 6.0001)
     return x.astype(dtype)
 
 
@@ -217,3 +226,76 @@ def test_prelu_trains_its_slope_with_an_optimizer():
     act(normlab.tensor([-1.0, -2.0])).sum().backward()
     opt.step()
     assert float(act.weight.item()) == pytest.approx(before + 0.3, rel=1e-6)
+
+
+# --------------------------------------------------------------------- bounds, NaN and bad arguments
+@pytest.mark.parametrize("size", [3, 8, 17])   # torch's scalar loop (short tensors, tails) and its vector loop
+def test_bounds_and_nan_follow_torch(size):
+    # at a bound the gradient is 0 (hardtanh, relu6: x <= min or x >= max; threshold: x <= t); a NaN input
+    # stays NaN; threshold and logsigmoid pass a NaN's gradient as torch does everywhere
+    data = np.resize(np.array([-1.5, 2.0, 0.0, 6.0, 0.5, np.nan, -np.inf, np.inf, 1.0]), size)
+    g = np.arange(1.0, data.size + 1)
+    for name in ("hardtanh", "relu6", "threshold", "logsigmoid"):
+        ours, theirs = ACTIVATIONS[name]
+        x = normlab.tensor(data, requires_grad=True)
+        y = ours(x)
+        y.backward(g)
+        y_ref, dx_ref = _torch_reference(theirs, data, g)
+        assert_close(y, y_ref, np.float64, f"{name} forward")
+        if name in ("hardtanh", "relu6"):
+            # torch gives a NaN's gradient 0 in its vector loop and dy in its scalar loop: normlab always 0
+            assert np.all(np.asarray(x.grad)[np.isnan(data)] == 0)
+            dx_ref[np.isnan(data)] = 0
+        assert_close(x.grad, dx_ref, np.float64, f"{name} grad")
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: F.hardtanh(normlab.randn(3), 2.0, 1.0), ValueError, r"hardtanh: expected min_val <= max_val, got min_val=2.0"),
+    (lambda: nn.Hardtanh(1.0, 1.0), ValueError, r"Hardtanh: expected max_val > min_val"),
+    (lambda: F.relu6(np.arange(3)), TypeError, r"relu6: expected a floating-point input .* got dtype int64"),
+    (lambda: nn.Threshold(0.1, "x")(normlab.randn(3)), TypeError, r"Threshold: expected value to be a real number"),
+    (lambda: nn.LogSigmoid()(np.arange(3)), TypeError, r"logsigmoid: expected a floating-point input"),
+    (lambda: F.glu(normlab.randn(2, 3)), ValueError, r"glu: expected an even size along dim -1 to halve, got size 3"),
+    (lambda: nn.GLU(2)(normlab.randn(2, 4)), IndexError, r"glu: dim 2 is out of range for a 2D input"),
+    (lambda: F.glu(normlab.tensor(1.0)), ValueError, r"glu: expected an input with at least one dimension"),
+])
+def test_bad_arguments_are_refused_naming_the_layer(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+# --------------------------------------------------------------------- GLU
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5), data=st.data())
+def test_glu_matches_torch(dtype, shape, data):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    shape = list(shape)
+    shape[dim] *= 2                               # an even size along dim
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x_data = (rng.standard_normal(shape) * 4).astype(dtype)
+    module = data.draw(st.booleans())
+    x = normlab.tensor(x_data, requires_grad=True)
+    y = nn.GLU(dim)(x) if module else F.glu(x, dim)
+    g = random_upstream(y.shape, dtype, rng)
+    y.backward(g)
+    y_ref, dx_ref = _torch_reference(lambda t: TF.glu(t, dim), x_data, g)
+    assert y.dtype == dtype and x.grad.dtype == dtype
+    if dtype == np.float64:
+        assert_close(y, y_ref, np.float64, "glu forward")
+        assert_close(x.grad, dx_ref, np.float64, "glu grad")
+    else:
+        half = np.split(np.abs(x_data).astype(np.float64), 2, axis=dim)[0]
+        assert_float32_close(y, y_ref, scale=half, what="glu forward")
+        g_both = np.abs(np.concatenate([g, g], axis=dim)).astype(np.float64)     # dy reaches both halves
+        scale = g_both * (np.concatenate([half, half], axis=dim) + 1)
+        assert_float32_close(x.grad, dx_ref, scale=scale, what="glu grad")
+
+
+def test_glu_numerical_gradient_and_repr(rng):
+    data = rng.standard_normal((3, 4, 2))
+    g = rng.standard_normal((3, 2, 2))
+    x = normlab.tensor(data, requires_grad=True)
+    F.glu(x, 1).backward(g)
+    numeric = numerical_gradient(lambda: float((F.glu(normlab.tensor(data), 1).numpy() * g).sum()), data)
+    np.testing.assert_allclose(np.asarray(x.grad), numeric, rtol=1e-6, atol=1e-8)
+    assert repr(nn.GLU()) == repr(torch.nn.GLU()) and repr(nn.GLU(1)) == repr(torch.nn.GLU(1))

@@ -13,7 +13,9 @@ import normlab
 import normlab.nn as nn
 import normlab.nn.functional as F
 from tests.oracle import numerical_gradient, random_upstream
-from tests.test_pooling_common import DTYPES, close, pool_configs, distinct_input, torch_reference
+from tests.test_pooling_common import (
+    DTYPES, close, config_axes, distinct_input, pool_configs, reference_average, torch_reference,
+)
 
 
 def check_against_torch(ours, theirs, x, dtype, rng, what=""):
@@ -41,10 +43,25 @@ def test_avg_pool_matches_torch(dtype, case, count_include_pad, divisor_override
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
     config = dict(config, count_include_pad=count_include_pad)
-    if n == 2:
+    if n >= 2:
         config["divisor_override"] = divisor_override
-    ours = (F.avg_pool1d if n == 1 else F.avg_pool2d)
-    theirs = (TF.avg_pool1d if n == 1 else TF.avg_pool2d)
+    ours, theirs = getattr(F, f"avg_pool{n}d"), getattr(TF, f"avg_pool{n}d")
+    kernel = config_axes(n, config)[0]
+    if n == 3 and any(L < k for L, k in zip(shape[-3:], kernel)):
+        # torch's avg_pool3d (only the 3d one) refuses an input smaller than the kernel even where padding
+        # makes the window fit; normlab keeps the one window rule of every dimension: check it against the loop
+        with pytest.raises(RuntimeError, match="smaller than kernel size"):
+            theirs(torch.tensor(x), **config)
+        xt = normlab.tensor(x, requires_grad=True)
+        y = ours(xt, **config)
+        dy = random_upstream(y.shape, dtype, rng)
+        y.backward(dy)
+        y_ref, dx_ref = reference_average(x.astype(np.float64), n, config, dy.astype(np.float64),
+                                          count_include_pad, config.get("divisor_override"))
+        close(y, y_ref, dtype, "output", scale=np.abs(reference_average(np.abs(x), n, config, dy, count_include_pad,
+                                                                         config.get("divisor_override"))[0]))
+        close(xt.grad, dx_ref, dtype, "input gradient", scale=np.abs(dx_ref) + np.abs(dy).max())
+        return
     check_against_torch(lambda v: ours(v, **config), lambda v: theirs(v, **config), x, dtype, rng, str(config))
 
 
@@ -73,7 +90,7 @@ def test_avg_pool_gradient_sum_is_conserved_without_padding(dtype, case):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
     xt = normlab.tensor(x, requires_grad=True)
-    y = (F.avg_pool1d if n == 1 else F.avg_pool2d)(xt, **config)
+    y = getattr(F, f"avg_pool{n}d")(xt, **config)
     dy = random_upstream(y.shape, dtype, rng)
     y.backward(dy)
     np.testing.assert_allclose(xt.grad.sum(dtype=np.float64), dy.sum(dtype=np.float64), rtol=1e-5, atol=1e-5)
@@ -93,12 +110,12 @@ def test_avg_pool_non_overlapping_windows_spread_equally(rng):
 
 @st.composite
 def adaptive_cases(draw):
-    n = draw(st.sampled_from([1, 2]))
-    spatial = tuple(draw(st.integers(1, 12)) for _ in range(n))
-    out = tuple(draw(st.one_of(st.integers(1, 14), st.none())) for _ in range(n))
+    n = draw(st.sampled_from([1, 2, 3]))
+    spatial = tuple(draw(st.integers(1, 12 if n < 3 else 6)) for _ in range(n))
+    out = tuple(draw(st.one_of(st.integers(1, 14 if n < 3 else 7), st.none())) for _ in range(n))
     if n == 1:
         out = out[0] if out[0] is not None else spatial[0]
-    elif out[0] == out[1] and out[0] is not None and draw(st.booleans()):
+    elif len(set(out)) == 1 and out[0] is not None and draw(st.booleans()):
         out = out[0]
     batch = draw(st.sampled_from([None, 1, 2]))
     channels = draw(st.integers(1, 3))
@@ -112,8 +129,7 @@ def test_adaptive_avg_pool_matches_torch(dtype, case):
     n, shape, out, seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
-    ours = F.adaptive_avg_pool1d if n == 1 else F.adaptive_avg_pool2d
-    theirs = TF.adaptive_avg_pool1d if n == 1 else TF.adaptive_avg_pool2d
+    ours, theirs = getattr(F, f"adaptive_avg_pool{n}d"), getattr(TF, f"adaptive_avg_pool{n}d")
     check_against_torch(lambda v: ours(v, out), lambda v: theirs(v, out), x, dtype, rng, f"output_size={out}")
 
 
@@ -146,8 +162,7 @@ def test_lp_pool_matches_torch(dtype, case, signed):
     if not signed or norm_type not in (2, math.inf, -math.inf):
         x = np.abs(x) + 0.1     # x^p of a negative x is NaN for fractional p (in torch too); keep it real
     x = x.astype(dtype)
-    ours = F.lp_pool1d if n == 1 else F.lp_pool2d
-    theirs = TF.lp_pool1d if n == 1 else TF.lp_pool2d
+    ours, theirs = getattr(F, f"lp_pool{n}d"), getattr(TF, f"lp_pool{n}d")
     check_against_torch(lambda v: ours(v, norm_type, **config), lambda v: theirs(v, norm_type, **config),
                         x, dtype, rng, f"p={norm_type} {config}")
 
@@ -188,7 +203,11 @@ def _numerical_check(op, x, rng):
     lambda v: F.lp_pool1d(v.reshape(2, 3, 15), 3, 4, 3, ceil_mode=True),
     lambda v: F.adaptive_avg_pool2d(v, (2, 4)),
     lambda v: F.adaptive_avg_pool1d(v.reshape(2, 3, 15), 4),
-], ids=["avg2d-ceil-nopad", "avg2d-override", "avg1d", "lp2d-p2", "lp2d-p1.5", "lp1d-p3", "adaptive2d", "adaptive1d"])
+    lambda v: F.avg_pool3d(v.reshape(2, 3, 5, 3, 1), (3, 2, 1), 2, (1, 1, 0), ceil_mode=True, count_include_pad=False),
+    lambda v: F.lp_pool3d(v.reshape(1, 2, 3, 5, 3), 2, 2, ceil_mode=True),
+    lambda v: F.adaptive_avg_pool3d(v.reshape(1, 2, 3, 5, 3), (2, 3, 2)),
+], ids=["avg2d-ceil-nopad", "avg2d-override", "avg1d", "lp2d-p2", "lp2d-p1.5", "lp1d-p3", "adaptive2d", "adaptive1d",
+        "avg3d", "lp3d", "adaptive3d"])
 def test_numerical_gradient(op, rng):
     x = np.abs(rng.standard_normal((2, 3, 5, 3))) + 0.2     # positive: fractional powers stay real
     _numerical_check(op, x, rng)
@@ -215,7 +234,17 @@ def test_avg_and_lp_modules_match_torch(rng):
         (nn.AdaptiveMaxPool1d(7), torch.nn.AdaptiveMaxPool1d(7)),
         (nn.LPPool1d(3, 4), torch.nn.LPPool1d(3, 4)),
     ]
-    for inputs, cases in ((x, pairs), (x1, pairs_1d)):
+    x3 = x.reshape(2, 3, 3, 6, 4)
+    pairs_3d = [
+        (nn.AvgPool3d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+         torch.nn.AvgPool3d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)),
+        (nn.AvgPool3d((1, 2, 3), divisor_override=4), torch.nn.AvgPool3d((1, 2, 3), divisor_override=4)),
+        (nn.AdaptiveAvgPool3d((2, None, 3)), torch.nn.AdaptiveAvgPool3d((2, None, 3))),
+        (nn.AdaptiveMaxPool3d(2), torch.nn.AdaptiveMaxPool3d(2)),
+        (nn.LPPool3d(2, 2, stride=1), torch.nn.LPPool3d(2, 2, stride=1)),
+        (nn.MaxPool3d(2, 1, 1, ceil_mode=True), torch.nn.MaxPool3d(2, 1, 1, ceil_mode=True)),
+    ]
+    for inputs, cases in ((x, pairs), (x1, pairs_1d), (x3, pairs_3d)):
         for ours, theirs in cases:
             assert repr(ours) == repr(theirs)
             assert list(ours.parameters()) == [] and list(ours.buffers()) == []

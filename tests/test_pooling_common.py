@@ -13,6 +13,7 @@ Tolerances against the float64 reference (torch run in float64, or the slow loop
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -69,7 +70,7 @@ def as_arg(values: tuple[int, ...], draw):
 @st.composite
 def pool_configs(draw, dims=None, dilation=True, padding=True, stride=True):
     """A valid sliding-pool configuration and the input shape it applies to."""
-    n = dims or draw(st.sampled_from([1, 2]))
+    n = dims or draw(st.sampled_from([1, 2, 3]))
     kernel = tuple(draw(st.integers(1, 4)) for _ in range(n))
     dil = tuple(draw(st.integers(1, 3)) for _ in range(n)) if dilation else (1,) * n
     pad = tuple(draw(st.integers(0, k // 2)) for k in kernel) if padding else (0,) * n
@@ -80,7 +81,7 @@ def pool_configs(draw, dims=None, dilation=True, padding=True, stride=True):
     spatial = []
     for k, d, p in zip(kernel, dil, pad):
         smallest = max(1, d * (k - 1) + 1 - 2 * p)   # the output has at least one position
-        spatial.append(draw(st.integers(smallest, smallest + 6)))
+        spatial.append(draw(st.integers(smallest, smallest + (6 if n < 3 else 3))))   # 3d: keep volumes small
     batch = draw(st.sampled_from([None, 1, 2, 3]))      # None: an unbatched (C, *spatial) input
     channels = draw(st.integers(1, 3))
     shape = ((channels,) if batch is None else (batch, channels)) + tuple(spatial)
@@ -169,44 +170,67 @@ def reference_extremum(x, n, config, dy, is_min=False, tie="first", nan="propaga
     holding the extremum, except that with ``nan="propagate"`` a NaN wins and the
     last NaN keeps the index (torch). ``tie="split"``: every member equal to the
     output shares (NaN equal to NaN). ``nan="ignore"``: NaNs never win; an all-NaN
-    window outputs NaN with its first member as index.
+    window outputs NaN with its first member as index. Indices are flat in the
+    plane (row-major over the n spatial axes).
     """
-    xs = x.reshape((-1,) + ((1,) if n == 1 else ()) + x.shape[-n:])
-    g = dy.reshape((-1,) + ((1,) if n == 1 else ()) + dy.shape[-n:])
-    k, s, p, d, _ = config_axes(n, config)
-    if n == 1:
-        k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
-    planes, H, W = xs.shape
-    OH = reference_output_size(H, k[0], s[0], p[0], d[0], config.get("ceil_mode", False))
-    OW = reference_output_size(W, k[1], s[1], p[1], d[1], config.get("ceil_mode", False))
-    y = np.zeros((planes, OH, OW), dtype=x.dtype)
-    idx = np.zeros((planes, OH, OW), dtype=np.int64)
+    spatial = x.shape[-n:]
+    xs = x.reshape((-1,) + spatial)
+    axes = list(zip(spatial, *config_axes(n, config)[:4]))
+    ceil_mode = config.get("ceil_mode", False)
+    out_spatial = tuple(reference_output_size(*axis, ceil_mode) for axis in axes)
+    g = dy.reshape((-1,) + out_spatial)
+    y = np.zeros((xs.shape[0],) + out_spatial, dtype=x.dtype)
+    idx = np.zeros(y.shape, dtype=np.int64)
     dx = np.zeros_like(xs)
-    for c in range(planes):
-        for oh in range(OH):
-            for ow in range(OW):
-                members = [(h, w) for h in reference_members(H, k[0], s[0], p[0], d[0], oh)
-                           for w in reference_members(W, k[1], s[1], p[1], d[1], ow)]
-                values = [float(xs[c, h, w]) for h, w in members]
-                nans = [m for m, v in zip(members, values) if math.isnan(v)]
-                real = [(m, v) for m, v in zip(members, values) if not math.isnan(v)]
-                if nans and (nan == "propagate" or not real):
-                    out = math.nan
-                    first = nans[-1] if nan == "propagate" else members[0]
-                    winners = nans
-                else:
-                    out = (min if is_min else max)(v for _, v in real)
-                    winners = [m for m, v in real if v == out]
-                    first = winners[0]
-                y[c, oh, ow] = out
-                idx[c, oh, ow] = first[0] * W + first[1]
-                if tie == "first":
-                    dx[c][first] += g[c, oh, ow]
-                else:
-                    for m in winners:
-                        dx[c][m] += g[c, oh, ow] / len(winners)
-    out_shape = x.shape[:-n] + ((OW,) if n == 1 else (OH, OW))
+    for c in range(xs.shape[0]):
+        for o in itertools.product(*(range(size) for size in out_spatial)):
+            members = list(itertools.product(*(reference_members(*axis, oi) for axis, oi in zip(axes, o))))
+            values = [float(xs[(c,) + m]) for m in members]
+            nans = [m for m, v in zip(members, values) if math.isnan(v)]
+            real = [(m, v) for m, v in zip(members, values) if not math.isnan(v)]
+            if nans and (nan == "propagate" or not real):
+                out = math.nan
+                first = nans[-1] if nan == "propagate" else members[0]
+                winners = nans
+            else:
+                out = (min if is_min else max)(v for _, v in real)
+                winners = [m for m, v in real if v == out]
+                first = winners[0]
+            y[(c,) + o] = out
+            idx[(c,) + o] = np.ravel_multi_index(first, spatial)
+            if tie == "first":
+                dx[(c,) + first] += g[(c,) + o]
+            else:
+                for m in winners:
+                    dx[(c,) + m] += g[(c,) + o] / len(winners)
+    out_shape = x.shape[:-n] + out_spatial
     return y.reshape(out_shape), idx.reshape(out_shape), dx.reshape(x.shape)
+
+
+def reference_average(x, n, config, dy, count_include_pad=True, divisor_override=None):
+    """The obvious loop for average pooling: (y, dx) with torch's divisor rules written out again.
+
+    Window o along an axis spans o*s - p .. o*s - p + k - 1; its padded extent is cut at L + p (a
+    ceil_mode window never counts what lies past the right padding); without count_include_pad the
+    divisor counts only real members. A window's divisor is the product over the axes.
+    """
+    spatial = x.shape[-n:]
+    xs = x.reshape((-1,) + spatial)
+    k, s, p, _, ceil_mode = config_axes(n, config)
+    axes = list(zip(spatial, k, s, p))
+    out_spatial = tuple(reference_output_size(L, kk, ss, pp, 1, ceil_mode) for L, kk, ss, pp in axes)
+    g = dy.reshape((-1,) + out_spatial)
+    y = np.zeros((xs.shape[0],) + out_spatial)
+    dx = np.zeros(xs.shape)
+    for o in itertools.product(*(range(size) for size in out_spatial)):
+        members = list(itertools.product(*(reference_members(L, kk, ss, pp, 1, oi)
+                                           for (L, kk, ss, pp), oi in zip(axes, o))))
+        padded = math.prod(min(oi * ss - pp + kk, L + pp) - (oi * ss - pp) for (L, kk, ss, pp), oi in zip(axes, o))
+        divisor = divisor_override or (padded if count_include_pad else len(members))
+        for m in members:
+            y[(slice(None),) + o] += xs[(slice(None),) + m] / divisor
+            dx[(slice(None),) + m] += g[(slice(None),) + o] / divisor
+    return y.reshape(x.shape[:-n] + out_spatial), dx.reshape(x.shape)
 
 
 def _expand(value, n):

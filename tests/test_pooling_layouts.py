@@ -34,6 +34,9 @@ CASES = [
     ((4, 6, 13), dict(kernel_size=3, stride=2, padding=1), "strip"),
     ((2, 3, 40, 38), dict(kernel_size=(2, 3), stride=2), "general"),
     ((2, 3, 40, 38), dict(kernel_size=4, stride=2, padding=2), "general"),
+    ((2, 3, 1, 40, 36), dict(kernel_size=(1, 2, 2)), "direct"),      # a 3d pool of depth 1: the 2d loops
+    ((2, 3, 6, 10, 12), dict(kernel_size=2), "general"),
+    ((2, 3, 7, 10, 11), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), "general"),
 ]
 IDS = [f"{shape}-{'-'.join(f'{k}{v}' for k, v in kwargs.items())}" for shape, kwargs, _ in CASES]
 
@@ -64,9 +67,9 @@ def test_each_case_takes_the_path_it_names(shape, kwargs, path):
 def test_every_path_matches_torch(shape, kwargs, path, kind, dtype, rng):
     n = len(shape) - 2
     x = distinct_input(shape, dtype, rng) if kind != "avg" else rng.standard_normal(shape).astype(dtype)
-    torch_max = TF.max_pool1d if n == 1 else TF.max_pool2d
+    torch_max = getattr(TF, f"max_pool{n}d")
     theirs = {"max": lambda t: torch_max(t, **kwargs), "min": lambda t: -torch_max(-t, **kwargs),
-              "avg": lambda t: (TF.avg_pool1d if n == 1 else TF.avg_pool2d)(t, **kwargs)}[kind]
+              "avg": lambda t: getattr(TF, f"avg_pool{n}d")(t, **kwargs)}[kind]
     ours = getattr(F, f"{kind}_pool{n}d")
     dy = random_upstream(ours(x, **kwargs).shape, dtype, rng)
     ty, tdx, ty_scale, tdx_scale = torch_reference(theirs, x, dy, scale_input=None if kind == "avg" else x)
@@ -83,13 +86,12 @@ def test_dense_paths_keep_torchs_tie_and_nan_rules(shape, kwargs, path, rng):
     # ties, infinities and NaNs in float32 (the dense loops): torch's values, indices and gradient
     n = len(shape) - 2
     x = tied_input(shape, np.float32, rng, levels=3, nan_fraction=0.05, inf_fraction=0.05)
-    torch_max = TF.max_pool1d if n == 1 else TF.max_pool2d
-    dy = random_upstream(F.max_pool2d(x, **kwargs).shape if n == 2 else F.max_pool1d(x, **kwargs).shape,
-                         np.float32, rng)
+    torch_max = getattr(TF, f"max_pool{n}d")
+    dy = random_upstream(getattr(F, f"max_pool{n}d")(x, **kwargs).shape, np.float32, rng)
     ty, tdx, _, tdx_scale = torch_reference(lambda t: torch_max(t, **kwargs), x, dy, scale_input=x)
     _, tidx = torch_max(torch.tensor(x.astype(np.float64)), return_indices=True, **kwargs)
     xt = normlab.tensor(x, requires_grad=True)
-    y, idx = (F.max_pool1d if n == 1 else F.max_pool2d)(xt, return_indices=True, **kwargs)
+    y, idx = getattr(F, f"max_pool{n}d")(xt, return_indices=True, **kwargs)
     y.backward(dy)
     close(y, ty, np.float32, "output")
     np.testing.assert_array_equal(idx.detach().numpy(), tidx.detach().numpy(), err_msg="indices")

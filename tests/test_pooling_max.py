@@ -16,9 +16,9 @@ from tests.test_pooling_common import (
     tied_input, torch_reference, torch_tensor,
 )
 
-TORCH_MAX = {1: TF.max_pool1d, 2: TF.max_pool2d}
-OURS_MAX = {1: F.max_pool1d, 2: F.max_pool2d}
-OURS_MIN = {1: F.min_pool1d, 2: F.min_pool2d}
+TORCH_MAX = {1: TF.max_pool1d, 2: TF.max_pool2d, 3: TF.max_pool3d}
+OURS_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+OURS_MIN = {1: F.min_pool1d, 2: F.min_pool2d, 3: F.min_pool3d}
 
 
 def run_ours(op, x, dy, **config):
@@ -244,10 +244,10 @@ def test_overlapping_windows_add_up_at_a_shared_maximum():
 
 @st.composite
 def adaptive_cases(draw):
-    n = draw(st.sampled_from([1, 2]))
-    spatial = tuple(draw(st.integers(1, 9)) for _ in range(n))
-    out = tuple(draw(st.one_of(st.integers(1, 11), st.none())) for _ in range(n))
-    if n == 1 or (out[0] == out[1] and out[0] is not None and draw(st.booleans())):
+    n = draw(st.sampled_from([1, 2, 3]))
+    spatial = tuple(draw(st.integers(1, 9 if n < 3 else 5)) for _ in range(n))
+    out = tuple(draw(st.one_of(st.integers(1, 11 if n < 3 else 6), st.none())) for _ in range(n))
+    if n == 1 or (len(set(out)) == 1 and out[0] is not None and draw(st.booleans())):
         out = out[0]
     batch = draw(st.sampled_from([None, 1, 2]))
     channels = draw(st.integers(1, 3))
@@ -263,12 +263,12 @@ def test_adaptive_max_pool_matches_torch(dtype, case, ties):
     n, shape, out, seed = case
     rng = np.random.default_rng(seed)
     x = tied_input(shape, dtype, rng, nan_fraction=0.05) if ties else distinct_input(shape, dtype, rng)
-    torch_op = TF.adaptive_max_pool1d if n == 1 else TF.adaptive_max_pool2d
+    torch_op = getattr(TF, f"adaptive_max_pool{n}d")
     tidx = torch_op(torch.tensor(x.astype(np.float64)), out, return_indices=True)[1]
     dy = random_upstream(tidx.shape, dtype, rng)
     ty, tdx, _, tdx_scale = torch_reference(lambda t: torch_op(t, out), x, dy, scale_input=x)
     xt = normlab.tensor(x, requires_grad=True)
-    y, idx = (F.adaptive_max_pool1d if n == 1 else F.adaptive_max_pool2d)(xt, out, return_indices=True)
+    y, idx = getattr(F, f"adaptive_max_pool{n}d")(xt, out, return_indices=True)
     y.backward(dy)
     close(y, ty, dtype, "output")
     np.testing.assert_array_equal(idx.detach().numpy(), tidx.detach().numpy(), err_msg="indices")
@@ -289,8 +289,8 @@ def test_max_unpool_matches_torch(dtype, case, explicit_size):
     assume(not has_all_padding_window(n, shape, config))  # torch's indices there point outside the window
     pooled, indices = TORCH_MAX[n](torch.tensor(x), return_indices=True, **pool_config)
     output_size = shape[-n:] if explicit_size else None
-    torch_unpool = TF.max_unpool1d if n == 1 else TF.max_unpool2d
-    ours_unpool = F.max_unpool1d if n == 1 else F.max_unpool2d
+    torch_unpool = getattr(TF, f"max_unpool{n}d")
+    ours_unpool = getattr(F, f"max_unpool{n}d")
     src = pooled.detach().numpy().copy()
     t = torch_tensor(src.astype(np.float64))
     try:
@@ -355,3 +355,31 @@ def test_pool2d_modules_match_torch_and_pass_options(rng):
     y, idx = nn.MaxPool2d(2, return_indices=True)(x)
     close(unpool(y, idx, output_size=x.shape), TF.max_unpool2d(torch.tensor(y.detach().numpy()), torch.tensor(idx.detach().numpy()), 2,
                                                                 output_size=x.shape), np.float64, "unpool")
+
+
+def test_pool3d_modules_match_torch_and_unpool_round_trips(rng):
+    x = distinct_input((2, 3, 5, 6, 7), np.float64, rng)
+    module = nn.MaxPool3d((3, 2, 2), stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1), return_indices=True,
+                          ceil_mode=True)
+    t_module = torch.nn.MaxPool3d((3, 2, 2), stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1),
+                                  return_indices=True, ceil_mode=True)
+    xt = normlab.tensor(x, requires_grad=True)
+    y, idx = module(xt)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = t_module(tx)
+    close(y, ty, np.float64, "output")
+    np.testing.assert_array_equal(idx.detach().numpy(), tidx.numpy())     # flat (d * H + h) * W + w, as torch
+    dy = random_upstream(y.shape, np.float64, rng)
+    y.backward(dy)
+    ty.backward(torch.tensor(dy))
+    close(xt.grad, tx.grad, np.float64, "input gradient")
+    # MinPool3d is MaxPool3d of -x, indices included
+    y_min, idx_min = nn.MinPool3d(2, return_indices=True)(x)
+    ty_min, tidx_min = TF.max_pool3d(-torch.tensor(x), 2, return_indices=True)
+    close(y_min, -ty_min, np.float64, "min output")
+    np.testing.assert_array_equal(idx_min.detach().numpy(), tidx_min.numpy())
+    # MaxUnpool3d puts the maxima back where torch does
+    pooled, indices = nn.MaxPool3d(2, return_indices=True)(x)
+    t_pooled, t_indices = TF.max_pool3d(torch.tensor(x), 2, return_indices=True)
+    restored = nn.MaxUnpool3d(2)(pooled, indices, output_size=x.shape)
+    close(restored, torch.nn.MaxUnpool3d(2)(t_pooled, t_indices, output_size=x.shape), np.float64, "unpool")

@@ -54,7 +54,7 @@ def test_avg_routing_agrees_with_backward(case, count_include_pad, divisor_overr
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape)
     config = dict(config, count_include_pad=count_include_pad)
-    if n == 2:
+    if n >= 2:
         config["divisor_override"] = divisor_override
     op_name = f"avg_pool{n}d"
     r = ops.routing(op_name, x, **config)
@@ -76,10 +76,13 @@ def test_avg_routing_agrees_with_backward(case, count_include_pad, divisor_overr
     ("lp", (math.inf, 2), {}),
     ("adaptive_avg_pool1d", (4,), {}),
     ("lp_pool1d", (3, 3), {"stride": 2}),
+    ("adaptive_avg_pool3d", ((2, None, 3),), {}),
+    ("adaptive_max_pool3d", (2,), {}),
+    ("lp_pool3d", (2, (2, 1, 2)), {"ceil_mode": True}),
 ])
 def test_other_routings_agree_with_backward(kind, args, kwargs, rng):
     op_name = ops.SHORT_NAMES.get(kind, kind)
-    shape = (2, 3, 7) if op_name.endswith("1d") else (2, 3, 5, 7)
+    shape = {"1d": (2, 3, 7), "2d": (2, 3, 5, 7), "3d": (2, 3, 3, 4, 5)}[op_name[-2:]]
     x = tied_input(shape, np.float64, rng) if "split" in kwargs.values() else np.abs(rng.standard_normal(shape)) + 0.1
     r = ops.routing(kind, x, *args, **kwargs)
     dy = random_upstream(r.output.shape, np.float64, rng)
@@ -143,6 +146,17 @@ BAD_INPUTS = [
     (lambda: F.max_unpool1d(np.zeros((1, 1, 2)), np.zeros((1, 1, 2), dtype=np.int64), 2, output_size=[6]), ValueError,
      r"invalid output_size \(6,\) \(dim 0 must be between 2 and 6"),
     (lambda: nn.MaxPool2d(3, padding=2)(np.zeros((1, 1, 8, 8))), ValueError, r"^MaxPool2d: padding should be"),
+    (lambda: F.max_pool3d(np.zeros((1, 4, 4)), 2), ValueError, r"max_pool3d: expected 4D or 5D input.*got 3D"),
+    (lambda: F.avg_pool3d(np.zeros((1, 1, 4, 4, 4)), (2, 2)), ValueError, r"avg_pool3d: .*tuple of 3 ints, got \(2, 2\)"),
+    (lambda: nn.MaxPool3d(2, padding=(0, 2, 0))(np.zeros((1, 1, 4, 4, 4))), ValueError,
+     r"^MaxPool3d: padding should be at most half of kernel_size, got padding=\(0, 2, 0\)"),
+    (lambda: nn.AvgPool3d(3)(np.zeros((1, 1, 4, 2, 4))), ValueError,
+     r"^AvgPool3d: input of spatial size \(4, 2, 4\) is too small for kernel_size=\(3, 3, 3\)"),
+    (lambda: nn.MinPool3d(2)(np.zeros((1, 1, 4, 4, 4), dtype=np.int64)), TypeError, r"^MinPool3d: expected a floating"),
+    (lambda: nn.AdaptiveMaxPool3d((2, 2))(np.zeros((1, 1, 4, 4, 4))), ValueError,
+     r"^AdaptiveMaxPool3d: expected output_size to be an int or a tuple of 3"),
+    (lambda: nn.AdaptiveAvgPool3d(2)(np.zeros((1, 1, 0, 4, 4))), ValueError, r"^AdaptiveAvgPool3d: expected non-zero"),
+    (lambda: F.max_pool3d(np.zeros((1, 1, 2, 4, 4)), 2, 1, 1, 3), ValueError, r"along depth lies entirely in the padding"),
     (lambda: nn.AvgPool1d(9)(np.zeros((1, 1, 8))), ValueError, r"^AvgPool1d: input of spatial size 8"),
     (lambda: nn.MinPool2d(2)(np.zeros((8, 8))), ValueError, r"^MinPool2d: expected 3D or 4D"),
     (lambda: nn.LPPool1d(2, 3)(np.zeros((1, 1, 8), dtype=np.int32)), TypeError, r"^LPPool1d: expected a floating-point"),
@@ -190,6 +204,12 @@ MODULES = [
     ("LPPool2d", (1.5, (2, 3)), dict(stride=1, ceil_mode=True)),
     ("MaxUnpool1d", (3,), {}),
     ("MaxUnpool2d", (3,), dict(stride=2, padding=1)),
+    ("MaxPool3d", ((3, 2, 1),), dict(stride=(2, 1, 1), padding=(1, 0, 0), dilation=(1, 2, 1), ceil_mode=True)),
+    ("AvgPool3d", (3,), dict(stride=2, padding=1, ceil_mode=True, count_include_pad=False, divisor_override=5)),
+    ("AdaptiveAvgPool3d", ((1, None, 3),), {}),
+    ("AdaptiveMaxPool3d", (2,), dict(return_indices=True)),
+    ("LPPool3d", (2, (2, 3, 1)), dict(stride=1)),
+    ("MaxUnpool3d", ((2, 3, 2),), dict(stride=2, padding=1)),
 ]
 
 
@@ -206,5 +226,6 @@ def test_module_attributes_and_repr_match_torch(name, args, kwargs):
 
 def test_min_pool_modules_mirror_max_pool_and_show_non_default_options():
     assert repr(nn.MinPool2d(2)) == repr(torch.nn.MaxPool2d(2)).replace("MaxPool2d", "MinPool2d")
+    assert repr(nn.MinPool3d(2, 1)) == repr(torch.nn.MaxPool3d(2, 1)).replace("MaxPool3d", "MinPool3d")
     assert repr(nn.MaxPool1d(2, tie="split", nan="ignore")).endswith("ceil_mode=False, tie='split', nan='ignore')")
     assert nn.MinPool1d(3).stride == 3

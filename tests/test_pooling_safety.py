@@ -66,9 +66,10 @@ def test_writing_into_returned_indices_neither_crashes_nor_changes_backward(op, 
 
 
 @pytest.mark.parametrize("op,args", [("max_pool1d", (2,)), ("max_pool2d", (3, 2, 1)), ("adaptive_max_pool2d", (3,)),
-                                     ("adaptive_max_pool1d", (3,))])
+                                     ("adaptive_max_pool1d", (3,)), ("max_pool3d", (3, 2, 1)),
+                                     ("min_pool3d", (2,)), ("adaptive_max_pool3d", (2,))])
 def test_returned_indices_share_no_memory_with_saved_state(op, args, rng):
-    shape = (2, 3, 9) if op.endswith("1d") else (2, 3, 9, 9)
+    shape = (2, 3) + (9,) * int(op[-2])
     x = distinct_input(shape, np.float64, rng)
     t = normlab.tensor(x, requires_grad=True)
     y, indices = getattr(F, op)(t, *args, return_indices=True)
@@ -131,14 +132,14 @@ def test_max_unpool_indices_changed_after_forward_neither_crash_nor_change_backw
     assert_survives(run_isolated(UNPOOL_INDICES_CHANGED_AFTER_FORWARD.format(value=value)))
 
 
-@pytest.mark.parametrize("n", [1, 2])
-@pytest.mark.parametrize("bad", [-1, -(10**9), 16, 10**9])
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("bad", [-1, -(10**9), 64, 10**9])
 def test_max_unpool_refuses_out_of_range_indices_like_torch(n, bad):
-    shape = (1, 1, 2) if n == 1 else (1, 1, 2, 2)
+    shape = (1, 1) + (2,) * n
     x = np.ones(shape)
     indices = np.zeros(shape, dtype=np.int64)
     indices.flat[-1] = bad
-    ours, theirs = (F.max_unpool1d, TF.max_unpool1d) if n == 1 else (F.max_unpool2d, TF.max_unpool2d)
+    ours, theirs = getattr(F, f"max_unpool{n}d"), getattr(TF, f"max_unpool{n}d")
     with pytest.raises(RuntimeError):
         theirs(torch.tensor(x), torch.tensor(indices), 2)
     with pytest.raises(ValueError, match=rf"max_unpool{n}d: found an invalid max index {bad}"):
@@ -178,6 +179,32 @@ def test_read_only_and_strided_inputs_match_torch(op, args, layout, rng):
     ty.backward(torch.tensor(dy))
     t = normlab.tensor(x, requires_grad=True)
     y = op(t, *args)
+    y.backward(dy)
+    close(y, ty, np.float64, "output")
+    close(t.grad, xt.grad, np.float64, "input gradient")
+
+
+@pytest.mark.parametrize("kind,args", [("max", (3, 2, 1)), ("avg", (3, 2, 1)), ("min", (2,)), ("max", ((1, 2, 3),))])
+@pytest.mark.parametrize("layout", ["read-only", "transposed", "sliced", "channels-last"])
+def test_read_only_and_strided_3d_inputs_match_torch(kind, args, layout, rng):
+    base = distinct_input((2, 3, 6, 7, 8), np.float64, rng)
+    if layout == "read-only":
+        x = base.copy()
+        x.flags.writeable = False
+    elif layout == "transposed":
+        x = base.transpose(0, 1, 4, 2, 3)
+    elif layout == "sliced":
+        x = base[:, :, ::-1, 1::2, ::2]
+    else:
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(base, 1, -1)), -1, 1)
+    sign = -1.0 if kind == "min" else 1.0
+    torch_op = TF.avg_pool3d if kind == "avg" else TF.max_pool3d
+    xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    ty = sign * torch_op(sign * xt, *args)
+    dy = random_upstream(ty.shape, np.float64, rng)
+    ty.backward(torch.tensor(dy))
+    t = normlab.tensor(x, requires_grad=True)
+    y = getattr(F, f"{kind}_pool3d")(t, *args)
     y.backward(dy)
     close(y, ty, np.float64, "output")
     close(t.grad, xt.grad, np.float64, "input gradient")

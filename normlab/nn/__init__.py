@@ -8,6 +8,7 @@ from normlab.nn import functional, init, pretrain, utils  # noqa: F401
 from normlab.nn.modules.activation import *  # noqa: F401,F403
 from normlab.nn.modules.container import *  # noqa: F401,F403
 from normlab.nn.modules.conv import *  # noqa: F401,F403
+from normlab.nn.modules.distance import *  # noqa: F401,F403
 from normlab.nn.modules.dropout import *  # noqa: F401,F403
 from normlab.nn.modules.embedding import *  # noqa: F401,F403
 from normlab.nn.modules.linear import *  # noqa: F401,F403

@@ -61,6 +61,30 @@ def relu_backward(dy, active):
     return dy * active
 
 
+def hardtanh_forward(x, min_val=-1.0, max_val=1.0):
+    """y = min(max(x, min_val), max_val); relu6 is hardtanh(x, 0, 6). NaN stays NaN."""
+    # inside: where the gradient flows, strictly between the bounds (torch: the bounds themselves get 0).
+    # A NaN is not inside: torch's vectorised loop gives it 0 too (its scalar tail loop gives it dy, so
+    # torch's answer for a NaN depends on where it sits; normlab's does not).
+    return np.clip(x, min_val, max_val).astype(x.dtype, copy=False), (x > min_val) & (x < max_val)
+
+
+def hardtanh_backward(dy, inside):
+    # slope 1 strictly inside (min_val, max_val), 0 from each bound outwards
+    return np.where(inside, dy, 0.0).astype(dy.dtype, copy=False)
+
+
+def threshold_forward(x, threshold, value):
+    """y = x if x > threshold else value (torch's test, x <= threshold, keeps a NaN as NaN)."""
+    replaced = x <= threshold
+    return np.where(replaced, value, x).astype(x.dtype, copy=False), replaced
+
+
+def threshold_backward(dy, replaced):
+    # dy/dx = 1 where x was kept, 0 where it was replaced by the constant
+    return np.where(replaced, 0.0, dy).astype(dy.dtype, copy=False)
+
+
 def leaky_relu_forward(x, negative_slope=0.01):
     active = x > 0
     return np.where(active, x, x * negative_slope).astype(x.dtype, copy=False), (active, negative_slope)
@@ -118,6 +142,18 @@ def softplus_backward(dy, saved):
     bx, linear = saved
     s, _ = sigmoid_forward(bx)
     return np.where(linear, dy, dy * s).astype(dy.dtype, copy=False)
+
+
+def logsigmoid_forward(x):
+    """y = log sigmoid(x) = -softplus(-x) = min(x, 0) - log(1 + e^-|x|), which never overflows."""
+    e = np.exp(-np.abs(x))
+    return np.minimum(x, 0) - np.log1p(e), (x, e)
+
+
+def logsigmoid_backward(dy, saved):
+    # dy/dx = 1 - sigmoid(x) = sigmoid(-x); with e = e^-|x| that is e / (1 + e) for x >= 0 and 1 / (1 + e) below
+    x, e = saved
+    return dy * (np.where(x >= 0, e, 1.0) / (1.0 + e)).astype(dy.dtype, copy=False)
 
 
 # ---------------------------------------------------------------- GELU
@@ -255,6 +291,22 @@ def tanhshrink_forward(x):
 def tanhshrink_backward(dy, t):
     # d/dx (x - tanh x) = 1 - (1 - tanh^2 x) = tanh^2 x
     return dy * (t * t)
+
+
+# ---------------------------------------------------------------- GLU
+
+def glu_forward(x, dim=-1):
+    """y = a * sigmoid(b), a and b the first and second halves of x along ``dim`` (Dauphin et al., 2017)."""
+    a, b = np.split(x, 2, axis=dim)
+    gate, _ = sigmoid_forward(b)
+    return a * gate, (a, gate, dim)
+
+
+def glu_backward(dy, saved):
+    a, gate, dim = saved
+    # y = a s(b):  dL/da = dy s(b),  dL/db = dy a s(b) (1 - s(b)); the halves join back along dim
+    g_a = dy * gate
+    return np.concatenate([g_a, g_a * a * (1.0 - gate)], axis=dim)
 
 
 # ---------------------------------------------------------------- PReLU

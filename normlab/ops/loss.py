@@ -1,4 +1,5 @@
-"""Negative log-likelihood over class indices; the rest of the losses compose from autograd ops."""
+"""Negative log-likelihood over class indices, the elementwise losses with a hand-written backward;
+the rest of the losses compose from autograd ops (as torch composes them)."""
 from __future__ import annotations
 
 import numpy as np
@@ -147,3 +148,25 @@ def kl_div_backward(dl, saved):
         log_y = np.where(y == 0, 0.0, np.log(np.where(y == 0, 1.0, y)))
         dy = (log_y + y / y - x) * dl
     return -y * dl, dy.astype(x.dtype, copy=False)
+
+
+def gaussian_nll_forward(x, y, var, eps=1e-6, full=False):
+    """l = 0.5 (log v + (x - y)^2 / v) [+ 0.5 log 2 pi], v = max(var, eps): a Gaussian's negative log-likelihood.
+
+    x is the predicted mean, y the observed value, var the predicted variance
+    (Nix & Weigend, 1994); x, y and var share one shape.
+    """
+    v = np.maximum(var, eps).astype(x.dtype, copy=False)
+    d = x - y
+    l = 0.5 * (np.log(v) + d * d / v)
+    if full:
+        l = l + 0.5 * np.log(2 * np.pi)
+    return l.astype(x.dtype, copy=False), (d, v)
+
+
+def gaussian_nll_backward(dl, saved):
+    d, v = saved
+    # dl/dx = d / v,  dl/dy = -d / v,  dl/dvar = 0.5 (1 / v - d^2 / v^2)  (the log's term, then the quotient's).
+    # torch clamps var at eps without recording the clamp: below eps var still gets this gradient, at v = eps.
+    g_x = dl * d / v
+    return g_x, -g_x, dl * 0.5 * (1.0 / v - d * d / (v * v))

@@ -11,6 +11,7 @@ array([0., 2.])
 from normlab.nn.functional.activation import *  # noqa: F401,F403
 from normlab.nn.functional.attention import *  # noqa: F401,F403
 from normlab.nn.functional.convolution import *  # noqa: F401,F403
+from normlab.nn.functional.distance import *  # noqa: F401,F403
 from normlab.nn.functional.lookup import *  # noqa: F401,F403
 from normlab.nn.functional.common import *  # noqa: F401,F403
 from normlab.nn.functional.loss import *  # noqa: F401,F403
@@ -19,8 +20,8 @@ from normlab.nn.functional.padding import *  # noqa: F401,F403
 from normlab.nn.functional.pooling import *  # noqa: F401,F403
 from normlab.nn.functional.upsampling import *  # noqa: F401,F403
 from normlab.nn.functional import activation as _a, attention as _t, common as _l, convolution as _c
-from normlab.nn.functional import lookup as _e, loss as _s
+from normlab.nn.functional import distance as _v, lookup as _e, loss as _s
 from normlab.nn.functional import normalization as _n, padding as _d, pooling as _p, upsampling as _u
 
-__all__ = [*_a.__all__, *_t.__all__, *_c.__all__, *_e.__all__, *_l.__all__, *_s.__all__, *_n.__all__, *_d.__all__,
-           *_p.__all__, *_u.__all__]
+__all__ = [*_a.__all__, *_t.__all__, *_c.__all__, *_v.__all__, *_e.__all__, *_l.__all__, *_s.__all__, *_n.__all__,
+           *_d.__all__, *_p.__all__, *_u.__all__]

@@ -1,6 +1,7 @@
 """Activations with torch.nn.functional's names and defaults."""
 from __future__ import annotations
 
+import numbers
 import warnings
 
 from normlab._checks import check_float, check_same_dtype
@@ -10,7 +11,8 @@ from normlab.autograd.tensor import as_tensor
 from normlab.ops import activation as ops
 
 __all__ = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "silu", "softplus", "gelu",
-           "softmax", "log_softmax", "mish", "hardswish", "hardsigmoid", "softsign", "tanhshrink", "prelu"]
+           "softmax", "log_softmax", "mish", "hardswish", "hardsigmoid", "softsign", "tanhshrink", "prelu",
+           "hardtanh", "relu6", "logsigmoid", "threshold", "glu"]
 
 _Mish = from_op("Mish", ops.mish_forward, ops.mish_backward)
 _Hardswish = from_op("Hardswish", ops.hardswish_forward, ops.hardswish_backward)
@@ -18,6 +20,22 @@ _Hardsigmoid = from_op("Hardsigmoid", ops.hardsigmoid_forward, ops.hardsigmoid_b
 _Softsign = from_op("Softsign", ops.softsign_forward, ops.softsign_backward)
 _Tanhshrink = from_op("Tanhshrink", ops.tanhshrink_forward, ops.tanhshrink_backward)
 _PReLU = from_op("PReLU", ops.prelu_forward, ops.prelu_backward)
+_Hardtanh = from_op("Hardtanh", ops.hardtanh_forward, ops.hardtanh_backward)
+_Threshold = from_op("Threshold", ops.threshold_forward, ops.threshold_backward)
+_LogSigmoid = from_op("LogSigmoid", ops.logsigmoid_forward, ops.logsigmoid_backward)
+_GLU = from_op("GLU", ops.glu_forward, ops.glu_backward)
+
+
+def _real(name: str, arg: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {arg} to be a real number, got {value!r}")
+    return float(value)
+
+
+def _float_input(name: str, input):
+    x = as_tensor(input)
+    check_float(name, x._data)
+    return x
 
 
 def _activate(function, input, inplace: bool, name: str, **config):
@@ -133,3 +151,69 @@ def prelu(input, weight):
             raise ValueError(f"prelu: expected input with {w.shape[0]} channels (dim 1) to match the weight, "
                              f"got shape {x.shape}")
     return _PReLU.apply(x, w)
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False, _layer: str = "hardtanh"):
+    """min(max(x, min_val), max_val): the identity inside, flat (gradient 0) from each bound outwards.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.hardtanh(np.array([-2.0, 0.5, 3.0])).numpy()
+    array([-1. ,  0.5,  1. ])
+    """
+    min_val, max_val = _real(_layer, "min_val", min_val), _real(_layer, "max_val", max_val)
+    if min_val > max_val:
+        raise ValueError(f"{_layer}: expected min_val <= max_val, got min_val={min_val} and max_val={max_val}")
+    x = _float_input(_layer, input)
+    return _activate(_Hardtanh, x, inplace, _layer, min_val=min_val, max_val=max_val)
+
+
+def relu6(input, inplace: bool = False):
+    """min(max(x, 0), 6) = hardtanh(x, 0, 6) (Krizhevsky, 2010; MobileNet's activation).
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.relu6(np.array([-1.0, 3.0, 8.0])).numpy()
+    array([0., 3., 6.])
+    """
+    return hardtanh(input, 0.0, 6.0, inplace, _layer="relu6")
+
+
+def logsigmoid(input):
+    """log(1 / (1 + e^-x)) = -softplus(-x), computed without overflow; its slope 1 - sigmoid(x) is in (0, 1).
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.logsigmoid(np.array([0.0, -100.0])).numpy().round(4)
+    array([  -0.6931, -100.    ])
+    """
+    return _LogSigmoid.apply(_float_input("logsigmoid", input))
+
+
+def threshold(input, threshold: float, value: float, inplace: bool = False, _layer: str = "threshold"):
+    """x where x > threshold, else ``value`` (the gradient is 0 where x was replaced).
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.threshold(np.array([-1.0, 0.5, 2.0]), 1.0, 20.0).numpy()
+    array([20., 20.,  2.])
+    """
+    threshold, value = _real(_layer, "threshold", threshold), _real(_layer, "value", value)
+    x = _float_input(_layer, input)
+    return _activate(_Threshold, x, inplace, _layer, threshold=threshold, value=value)
+
+
+def glu(input, dim: int = -1):
+    """Gated linear unit a * sigmoid(b), a and b the two halves of the input along ``dim`` (Dauphin et al., 2017).
+
+    Shapes: (*, 2M, *) -> (*, M, *), the halved axis being ``dim``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.glu(np.array([[2.0, 4.0, 0.0, 100.0]])).numpy()
+    array([[1., 4.]])
+    """
+    x = _float_input("glu", input)
+    if x.ndim == 0:
+        raise ValueError("glu: expected an input with at least one dimension to halve, got a 0-d input")
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -x.ndim <= dim < x.ndim:
+        raise IndexError(f"glu: dim {dim!r} is out of range for a {x.ndim}D input")
+    if x.shape[dim] % 2:
+        raise ValueError(f"glu: expected an even size along dim {dim} to halve, got size {x.shape[dim]} "
+                         f"(input of shape {tuple(x.shape)})")
+    return _GLU.apply(x, dim=int(dim) % x.ndim)

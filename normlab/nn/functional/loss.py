@@ -1,18 +1,23 @@
 """Losses with torch.nn.functional's names, arguments and reductions."""
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 
 import numpy as np
 
 from normlab._checks import check_float
 from normlab.autograd.function import from_op
-from normlab.autograd.tensor import Tensor, as_tensor
+from normlab.autograd.tensor import Tensor, as_tensor, minimum, where
 from normlab.nn.functional.activation import log_softmax
+from normlab.nn.functional.distance import pairwise_distance
 from normlab.ops import loss as ops
 
 __all__ = ["nll_loss", "cross_entropy", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
+           "margin_ranking_loss", "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss",
+           "poisson_nll_loss", "gaussian_nll_loss"]
 
 _NLLLoss = from_op("NLLLoss", ops.nll_loss_forward, ops.nll_loss_backward)
 _BCE = from_op("BinaryCrossEntropy", ops.binary_cross_entropy_forward, ops.binary_cross_entropy_backward)
@@ -21,6 +26,7 @@ _BCEWithLogits = from_op("BinaryCrossEntropyWithLogits", ops.binary_cross_entrop
 _SmoothL1 = from_op("SmoothL1Loss", ops.smooth_l1_forward, ops.smooth_l1_backward)
 _Huber = from_op("HuberLoss", ops.huber_forward, ops.huber_backward)
 _KLDiv = from_op("KLDivLoss", ops.kl_div_forward, ops.kl_div_backward)
+_GaussianNLL = from_op("GaussianNLLLoss", ops.gaussian_nll_forward, ops.gaussian_nll_backward)
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -273,3 +279,216 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
     if reduction == "batchmean":
         return losses.sum() / x.shape[0] if x.ndim else losses.sum()
     return _reduce(losses, reduction)
+
+
+# ---------------------------------------------------------------- ranking, embedding and likelihood losses
+# torch composes these from elementwise ops in its C++ (except Gaussian NLL's variance clamp); so does normlab,
+# with the same ops in the same order, so values and gradients (kinks included) are torch's.
+
+
+def _floats(name: str, input, *others, what=("input",)):
+    """``input`` as a float Tensor and every other value as a Tensor of its dtype (integer labels follow it)."""
+    x = as_tensor(input)
+    check_float(name, x._data, what[0])
+    tensors = [x]
+    for other in others:
+        t = as_tensor(other)
+        tensors.append(t if t.dtype == x.dtype else t.astype(x.dtype))
+    try:
+        np.broadcast_shapes(*(t.shape for t in tensors))
+    except ValueError:
+        shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+        raise ValueError(f"{name}: expected {', '.join(what)} of shapes that broadcast, got {shapes}") from None
+    return tensors
+
+
+def _labels(name: str, target, x: Tensor) -> np.ndarray:
+    """A constant target of +-1 labels (compared, never differentiated) as an array of the input's dtype."""
+    y = np.asarray(target._data if isinstance(target, Tensor) else target)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric target of +-1 labels, got dtype {y.dtype}")
+    return y.astype(x.dtype, copy=False)
+
+
+def _margin(name: str, margin) -> float:
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
+        raise TypeError(f"{name}: expected margin to be a real number, got {margin!r}")
+    return float(margin)
+
+
+def margin_ranking_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None,
+                        reduction: str = "mean"):
+    """max(0, -y (x1 - x2) + margin): x1 should rank above x2 by ``margin`` where y = 1, below where y = -1.
+
+    Inputs and target have one number of dimensions and broadcast. Same as
+    ``torch.nn.functional.margin_ranking_loss``.
+
+    >>> import normlab, normlab.nn.functional as F
+    >>> F.margin_ranking_loss(normlab.tensor([2.0, 0.0]), normlab.tensor([1.0, 1.0]), normlab.tensor([1.0, 1.0]),
+    ...                       margin=0.5).item()
+    0.75
+    """
+    name = "margin_ranking_loss"
+    reduction = _reduction(name, size_average, reduce, reduction)
+    margin = _margin(name, margin)
+    x1, x2, y = _floats(name, input1, input2, target, what=("input1", "input2", "target"))
+    if not x1.ndim == x2.ndim == y.ndim:
+        raise ValueError(f"{name}: expected input1, input2 and target with one number of dimensions, got shapes "
+                         f"{tuple(x1.shape)}, {tuple(x2.shape)} and {tuple(y.shape)}")
+    return _reduce((-y * (x1 - x2) + margin).clamp_min(0), reduction)
+
+
+def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
+                         reduction: str = "mean"):
+    """x where y = 1, max(0, margin - x) where y = -1 (x is a distance: small for similar pairs, y = 1).
+
+    torch's exact rule: max(0, margin - x) wherever y != 1 plus x wherever
+    y != -1, so a label other than +-1 gets both terms. Same as
+    ``torch.nn.functional.hinge_embedding_loss``.
+
+    >>> import normlab, normlab.nn.functional as F
+    >>> round(F.hinge_embedding_loss(normlab.tensor([0.3, 0.4]), normlab.tensor([1.0, -1.0]), reduction="sum").item(), 6)
+    0.9
+    """
+    name = "hinge_embedding_loss"
+    reduction = _reduction(name, size_average, reduce, reduction)
+    margin = _margin(name, margin)
+    (x,) = _floats(name, input)
+    y = _labels(name, target, x)
+    try:
+        np.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(f"{name}: expected input and target of shapes that broadcast, got {tuple(x.shape)} "
+                         f"and {y.shape}") from None
+    zero = np.zeros((), dtype=x.dtype)
+    losses = where(y != 1, (margin - x).clamp_min(0), zero) + where(y != -1, x, zero)
+    return _reduce(losses, reduction)
+
+
+#: torch's constant added to each squared norm in cosine_embedding_loss (its EPSILON in Loss.cpp)
+_COSINE_EMBEDDING_EPS = 1e-12
+
+
+def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None,
+                          reduction: str = "mean"):
+    """1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1 (0 for other labels).
+
+    Shapes: (N, D) inputs with a (N,) target, or (D,) inputs with a 0-d
+    target; cos = x1.x2 / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12)), torch's
+    formula. Same as ``torch.nn.functional.cosine_embedding_loss``.
+
+    >>> import normlab, normlab.nn.functional as F
+    >>> F.cosine_embedding_loss(normlab.tensor([[1.0, 0.0]]), normlab.tensor([[0.0, 1.0]]),
+    ...                         normlab.tensor([1.0])).item()
+    1.0
+    """
+    name = "cosine_embedding_loss"
+    reduction = _reduction(name, size_average, reduce, reduction)
+    margin = _margin(name, margin)
+    x1, x2 = _floats(name, input1, input2, what=("input1", "input2"))
+    y = _labels(name, target, x1)
+    if y.ndim not in (0, 1):
+        raise ValueError(f"{name}: expected a 0D or 1D target (multi-target is not supported), got shape {y.shape}")
+    expected = y.ndim + 1
+    if x1.ndim != expected or x2.ndim != expected:
+        raise ValueError(f"{name}: a {y.ndim}D target expects {expected}D inputs, got inputs of shapes "
+                         f"{tuple(x1.shape)} and {tuple(x2.shape)}")
+    dim = y.ndim
+    products = (x1 * x2).sum(dim)
+    squares1 = (x1 * x1).sum(dim) + _COSINE_EMBEDDING_EPS
+    squares2 = (x2 * x2).sum(dim) + _COSINE_EMBEDDING_EPS
+    cos = products / (squares1 * squares2).sqrt()
+    zero = np.zeros((), dtype=x1.dtype)
+    losses = where(y == 1, 1 - cos, zero) + where(y == -1, (cos - margin).clamp_min(0), zero)
+    return _reduce(losses, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+                        swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
+    """max(0, margin + d(a, p) - d(a, n)), d the pairwise p-distance (Balntas et al., 2016; Schroff et al., 2015).
+
+    ``swap``: d(a, n) becomes min(d(a, n), d(p, n)), the harder negative.
+    Shapes: (N, D) or (D,) each, with one number of dimensions. Same as
+    ``torch.nn.functional.triplet_margin_loss``.
+
+    >>> import normlab, normlab.nn.functional as F
+    >>> a, p, n = normlab.tensor([[0.0, 0.0]]), normlab.tensor([[0.0, 1.0]]), normlab.tensor([[3.0, 0.0]])
+    >>> round(F.triplet_margin_loss(a, p, n, eps=0.0, margin=2.5).item(), 6)
+    0.5
+    """
+    name = "triplet_margin_loss"
+    reduction = _reduction(name, size_average, reduce, reduction)
+    margin = _margin(name, margin)
+    if not margin > 0:
+        raise ValueError(f"{name}: expected margin > 0, got {margin}")
+    a, pos, neg = _floats(name, anchor, positive, negative, what=("anchor", "positive", "negative"))
+    if not a.ndim == pos.ndim == neg.ndim:
+        raise ValueError(f"{name}: expected anchor, positive and negative with one number of dimensions, got "
+                         f"{a.ndim}D, {pos.ndim}D and {neg.ndim}D inputs")
+    distance_positive = pairwise_distance(a, pos, p, eps, _layer=name)
+    distance_negative = pairwise_distance(a, neg, p, eps, _layer=name)
+    if swap:
+        distance_negative = minimum(distance_negative, pairwise_distance(pos, neg, p, eps, _layer=name))
+    return _reduce((margin + distance_positive - distance_negative).clamp_min(0), reduction)
+
+
+def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None,
+                     eps: float = 1e-8, reduce=None, reduction: str = "mean"):
+    """Negative log-likelihood of a Poisson count y with rate e^x (``log_input``) or x: e^x - y x, or x - y log(x + eps).
+
+    ``full`` adds Stirling's approximation of log(y!), y log y - y + 0.5
+    log(2 pi y), for y > 1. Same as ``torch.nn.functional.poisson_nll_loss``.
+
+    >>> import normlab, normlab.nn.functional as F
+    >>> F.poisson_nll_loss(normlab.tensor([0.0]), normlab.tensor([2.0])).item()
+    1.0
+    """
+    name = "poisson_nll_loss"
+    reduction = _reduction(name, size_average, reduce, reduction)
+    x, y = _floats(name, input, target, what=("input", "target"))
+    if log_input:
+        losses = x.exp() - y * x
+    else:
+        losses = x - y * (x + float(eps)).log()
+    if full:
+        with np.errstate(divide="ignore", invalid="ignore"):   # log 0 where y = 0: masked out, as in torch
+            stirling = y * y.log() - y + 0.5 * (2 * math.pi * y).log()
+        losses = losses + stirling.masked_fill(y._data <= 1, 0)
+    return _reduce(losses, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
+    """Negative log-likelihood of y under N(x, var): 0.5 (log var + (x - y)^2 / var) [+ 0.5 log 2 pi].
+
+    ``var``: one variance per input (heteroscedastic), one for a whole last
+    axis or another single axis (shape with that axis 1, or the last axis
+    dropped), or a float. Values below ``eps`` are raised to ``eps`` (the
+    gradient ignores the clamp, as torch's). Same as
+    ``torch.nn.functional.gaussian_nll_loss``.
+
+    >>> import normlab, normlab.nn.functional as F
+    >>> F.gaussian_nll_loss(normlab.tensor([1.0]), normlab.tensor([3.0]), normlab.tensor([4.0])).item()
+    1.193147...
+    """
+    name = "gaussian_nll_loss"
+    _check_reduction(name, reduction)
+    x, y = _floats(name, input, target, what=("input", "target"))
+    if isinstance(var, numbers.Real) and not isinstance(var, bool):
+        if var < 0:
+            raise ValueError(f"{name}: expected a non-negative var, got {var!r}")
+        var = np.full(x.shape, var, dtype=x.dtype)
+    v = as_tensor(var)
+    check_float(name, v._data, "var")
+    v = v if v.dtype == x.dtype else v.astype(x.dtype)
+    if v._data.size and (v._data < 0).any():
+        raise ValueError(f"{name}: expected every var entry to be non-negative, got a negative one")
+    if v.shape != x.shape:
+        if v.shape == x.shape[:-1]:
+            v = v.unsqueeze(-1)                 # one variance for the whole last axis
+        elif not (v.ndim == x.ndim and sum(b for a, b in zip(x.shape, v.shape) if a != b) == 1):
+            # torch's rule: otherwise var must differ from the input's shape in exactly one axis, of size 1
+            raise ValueError(f"{name}: expected var of the input's shape {tuple(x.shape)}, that shape without its "
+                             f"last axis, or with one axis of size 1, got {tuple(v.shape)}")
+    shape = np.broadcast_shapes(x.shape, y.shape, v.shape)
+    x, y, v = (t if t.shape == shape else t.expand(shape) for t in (x, y, v))
+    return _reduce(_GaussianNLL.apply(x, y, v, eps=float(eps), full=bool(full)), reduction)

@@ -18,12 +18,14 @@ import numbers
 
 import numpy as np
 
-from normlab._checks import check_float, check_same_dtype
-from normlab.autograd.function import Function
-from normlab.autograd.tensor import Tensor, as_tensor
+from normlab._checks import check_float, check_positive_int, check_same_dtype
+from normlab.autograd.function import Function, from_op
+from normlab.autograd.tensor import Tensor, as_tensor, vector_norm
+from normlab.ops import local_response_norm as lrn_ops
 from normlab.ops import normalization as ops
 
-__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "batch_renorm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "batch_renorm",
+           "local_response_norm", "normalize"]
 
 
 # ----------------------------------------------------------------------------
@@ -99,6 +101,10 @@ class _RMSNorm(_Normalization):
     def forward(self, x, weight, *, normalized_ndim, eps):
         y, self.saved = ops.rms_norm_forward(x, weight, normalized_ndim=normalized_ndim, eps=eps)
         return y
+
+
+_LocalResponseNorm = from_op("LocalResponseNorm", lrn_ops.local_response_norm_forward,
+                             lrn_ops.local_response_norm_backward)
 
 
 # ----------------------------------------------------------------------------
@@ -410,3 +416,44 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         raise ValueError(f"{_layer}: Expected more than 1 value per channel when training, got input size "
                          f"{[x.shape[0] * channels // num_groups, num_groups] + list(x.shape[2:])}")
     return _GroupNorm.apply(x, weight, bias, num_groups=num_groups, eps=float(eps))
+
+
+def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
+                        _layer: str = "local_response_norm"):
+    """Local Response Normalization (Krizhevsky et al., 2012): x / (k + alpha * mean of x^2 over nearby channels)^beta.
+
+    The mean runs over a window of ``size`` channels (dim 1) around each
+    channel, zero-padded at the edges and always divided by ``size`` (see
+    ``normlab.ops.local_response_norm``). Shapes: (N, C, *) -> same.
+    Same as ``torch.nn.functional.local_response_norm``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.local_response_norm(np.ones((1, 3, 1)), 3, alpha=3.0, beta=1.0).numpy()[0, :, 0]
+    array([0.33333333, 0.25      , 0.33333333])
+    """
+    x = _input(_layer, input, 3, " (N, C, *)")
+    size = check_positive_int(_layer, "size", size)
+    alpha, beta, k = (_float_arg(_layer, name, value) for name, value in (("alpha", alpha), ("beta", beta), ("k", k)))
+    return _LocalResponseNorm.apply(x, size=size, alpha=alpha, beta=beta, k=k)
+
+
+def normalize(input, p: float = 2.0, dim=1, eps: float = 1e-12):
+    """Divide by the p-norm along ``dim``: x / max(||x||_p, eps) (e.g. unit-length embedding vectors).
+
+    torch's definition, built the same way (``vector_norm``, clamped below at
+    ``eps``, then a division), so values and gradients are torch's: where the
+    norm is below ``eps`` the divisor is constant and x only scales by 1/eps.
+    ``dim`` is an int or a tuple of ints. Same as ``torch.nn.functional.normalize``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.normalize(np.array([[3.0, 4.0], [0.0, 0.0]])).numpy()
+    array([[0.6, 0.8],
+           [0. , 0. ]])
+    """
+    x = _input("normalize", input)
+    p, eps = _float_arg("normalize", "p", p), _float_arg("normalize", "eps", eps)
+    ndim = max(x.ndim, 1)
+    for d in (dim,) if isinstance(dim, numbers.Integral) else dim:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not -ndim <= d < ndim:
+            raise IndexError(f"normalize: dim {dim!r} is out of range for a {x.ndim}D input")
+    return x / vector_norm(x, p, dim, keepdim=True).clamp_min(eps)

@@ -27,14 +27,15 @@ from normlab.autograd.tensor import as_tensor
 from normlab.ops import pooling as ops
 
 __all__ = [
-    "max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
-    "min_pool1d", "min_pool2d",
-    "avg_pool1d", "avg_pool2d",
-    "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-    "adaptive_max_pool1d", "adaptive_max_pool2d",
-    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
-    "lp_pool1d", "lp_pool2d",
-    "max_unpool1d", "max_unpool2d",
+    "max_pool1d", "max_pool2d", "max_pool3d",
+    "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
+    "min_pool1d", "min_pool2d", "min_pool3d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d_with_indices",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d",
 ]
 
 
@@ -60,7 +61,7 @@ class _Unpool(Function):
         return ops.max_unpool_backward(dy, self.saved)
 
 
-_LAYOUTS = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)"}
+_LAYOUTS = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)", 3: "(N, C, D, H, W) or (C, D, H, W)"}
 
 
 def _check_input(name: str, input, n: int):
@@ -118,6 +119,24 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      return_indices, tie, nan)
 
 
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+               tie="first", nan="propagate", _layer="max_pool3d"):
+    """Max over sliding windows of the last three axes: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out).
+
+    As ``max_pool2d`` with one more axis: padding acts as -inf, and
+    ``return_indices`` gives each maximum's flat position ``(d * H + h) * W + w``
+    in its (n, c) volume, exactly torch's. Same as
+    ``torch.nn.functional.max_pool3d`` by default.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> y, idx = F.max_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2), 2, return_indices=True)
+    >>> y.numpy().ravel(), idx.numpy().ravel()
+    (array([7.]), array([7]))
+    """
+    return _extremum(_layer, input, 3, ops.max_pool3d_forward, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices, tie, nan)
+
+
 def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                             return_indices=True, tie="first", nan="propagate"):
     """``max_pool1d`` returning (output, indices), as torch's function of that name."""
@@ -130,6 +149,13 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
     """``max_pool2d`` returning (output, indices), as torch's function of that name."""
     return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True, tie, nan,
                       _layer="max_pool2d_with_indices")
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True, tie="first", nan="propagate"):
+    """``max_pool3d`` returning (output, indices), as torch's function of that name."""
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True, tie, nan,
+                      _layer="max_pool3d_with_indices")
 
 
 def min_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
@@ -161,6 +187,27 @@ def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """
     return _extremum(_layer, input, 2, ops.min_pool2d_forward, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices, tie, nan)
+
+
+def min_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+               tie="first", nan="propagate", _layer="min_pool3d"):
+    """Min over sliding windows of the last three axes; equals ``-max_pool3d(-x)`` in value, indices and gradient.
+
+    No torch equivalent. Indices are flat per (n, c) volume like max_pool3d's.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.min_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2), 2).numpy().ravel()
+    array([0.])
+    """
+    return _extremum(_layer, input, 3, ops.min_pool3d_forward, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices, tie, nan)
+
+
+def _mean(name, input, n, op_forward, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    x = _check_input(name, input, n)
+    config = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                  count_include_pad=count_include_pad, divisor_override=divisor_override, _name=name)
+    return _Pool.apply(x, op_forward=op_forward, op_backward=ops.mean_pool_backward, config=config)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -195,10 +242,24 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     array([[[[ 2.5,  4.5],
              [10.5, 12.5]]]])
     """
-    x = _check_input(_layer, input, 2)
-    config = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
-                  count_include_pad=count_include_pad, divisor_override=divisor_override, _name=_layer)
-    return _Pool.apply(x, op_forward=ops.avg_pool2d_forward, op_backward=ops.mean_pool_backward, config=config)
+    return _mean(_layer, input, 2, ops.avg_pool2d_forward, kernel_size, stride, padding, ceil_mode,
+                 count_include_pad, divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, _layer="avg_pool3d"):
+    """Mean over sliding windows of the last three axes: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out).
+
+    Divisor rules as ``avg_pool2d``'s (``divisor_override``, ``count_include_pad``,
+    ceil_mode windows cut at the right padding). Same as
+    ``torch.nn.functional.avg_pool3d``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.avg_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2), 2).numpy().ravel()
+    array([3.5])
+    """
+    return _mean(_layer, input, 3, ops.avg_pool3d_forward, kernel_size, stride, padding, ceil_mode,
+                 count_include_pad, divisor_override)
 
 
 def adaptive_avg_pool1d(input, output_size, _layer="adaptive_avg_pool1d"):
@@ -228,6 +289,21 @@ def adaptive_avg_pool2d(input, output_size, _layer="adaptive_avg_pool2d"):
     """
     x = _check_input(_layer, input, 2)
     return _Pool.apply(x, op_forward=ops.adaptive_avg_pool2d_forward, op_backward=ops.mean_pool_backward,
+                       config=dict(output_size=output_size, _name=_layer))
+
+
+def adaptive_avg_pool3d(input, output_size, _layer="adaptive_avg_pool3d"):
+    """Mean over torch's adaptive windows of the last three axes; ``None`` in output_size keeps that size.
+
+    Shapes: (N, C, D, H, W) or (C, D, H, W) -> (N, C, *output_size) or (C, *output_size).
+    Same as ``torch.nn.functional.adaptive_avg_pool3d``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.adaptive_avg_pool3d(np.ones((2, 3, 4, 5, 7)), (1, None, 2)).shape
+    (2, 3, 1, 5, 2)
+    """
+    x = _check_input(_layer, input, 3)
+    return _Pool.apply(x, op_forward=ops.adaptive_avg_pool3d_forward, op_backward=ops.mean_pool_backward,
                        config=dict(output_size=output_size, _name=_layer))
 
 
@@ -263,6 +339,22 @@ def adaptive_max_pool2d(input, output_size, return_indices=False, tie="first", n
                        config=config, return_indices=bool(return_indices))
 
 
+def adaptive_max_pool3d(input, output_size, return_indices=False, tie="first", nan="propagate",
+                        _layer="adaptive_max_pool3d"):
+    """Max over torch's adaptive windows of the last three axes; indices flat per volume like max_pool3d's.
+
+    Same as ``torch.nn.functional.adaptive_max_pool3d`` by default.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.adaptive_max_pool3d(np.arange(27.0).reshape(1, 1, 3, 3, 3), 1).numpy().ravel()
+    array([26.])
+    """
+    x = _check_input(_layer, input, 3)
+    config = dict(output_size=output_size, tie=tie, nan=nan, _name=_layer)
+    return _Pool.apply(x, op_forward=ops.adaptive_max_pool3d_forward, op_backward=ops.extremum_pool_backward,
+                       config=config, return_indices=bool(return_indices))
+
+
 def adaptive_max_pool1d_with_indices(input, output_size, return_indices=True, tie="first", nan="propagate"):
     """``adaptive_max_pool1d`` returning (output, indices)."""
     return adaptive_max_pool1d(input, output_size, True, tie, nan, _layer="adaptive_max_pool1d_with_indices")
@@ -271,6 +363,11 @@ def adaptive_max_pool1d_with_indices(input, output_size, return_indices=True, ti
 def adaptive_max_pool2d_with_indices(input, output_size, return_indices=True, tie="first", nan="propagate"):
     """``adaptive_max_pool2d`` returning (output, indices)."""
     return adaptive_max_pool2d(input, output_size, True, tie, nan, _layer="adaptive_max_pool2d_with_indices")
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=True, tie="first", nan="propagate"):
+    """``adaptive_max_pool3d`` returning (output, indices)."""
+    return adaptive_max_pool3d(input, output_size, True, tie, nan, _layer="adaptive_max_pool3d_with_indices")
 
 
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, _layer="lp_pool1d"):
@@ -301,6 +398,20 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, _laye
     x = _check_input(_layer, input, 2)
     config = dict(norm_type=norm_type, kernel_size=kernel_size, stride=stride, ceil_mode=ceil_mode, _name=_layer)
     return _Pool.apply(x, op_forward=ops.lp_pool2d_forward, op_backward=ops.lp_pool_backward, config=config)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False, _layer="lp_pool3d"):
+    """Power-average pooling (sum over the window of x^p)^(1/p) on the last three axes, torch's definition.
+
+    Same as ``torch.nn.functional.lp_pool3d`` (see ``lp_pool1d`` for the details kept).
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> F.lp_pool3d(np.full((1, 1, 2, 2, 2), 2.0), 1, 2).numpy().ravel()
+    array([16.])
+    """
+    x = _check_input(_layer, input, 3)
+    config = dict(norm_type=norm_type, kernel_size=kernel_size, stride=stride, ceil_mode=ceil_mode, _name=_layer)
+    return _Pool.apply(x, op_forward=ops.lp_pool3d_forward, op_backward=ops.lp_pool_backward, config=config)
 
 
 def _unpool(name, input, indices, n, op_forward, kernel_size, stride, padding, output_size):
@@ -342,3 +453,16 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
            [ 0., 13.,  0., 15.]])
     """
     return _unpool(_layer, input, indices, 2, ops.max_unpool2d_forward, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None, _layer="max_unpool3d"):
+    """Partial inverse of max_pool3d: each value goes back to its flat index in its volume, zeros elsewhere.
+
+    Same as ``torch.nn.functional.max_unpool3d``.
+
+    >>> import numpy as np, normlab.nn.functional as F
+    >>> y, idx = F.max_pool3d(np.arange(8.0).reshape(1, 1, 2, 2, 2), 2, return_indices=True)
+    >>> F.max_unpool3d(y, idx, 2).numpy().ravel()
+    array([0., 0., 0., 0., 0., 0., 0., 7.])
+    """
+    return _unpool(_layer, input, indices, 3, ops.max_unpool3d_forward, kernel_size, stride, padding, output_size)

@@ -9,7 +9,8 @@ from normlab.nn import functional as F
 from normlab.nn.modules.module import Module, Parameter
 
 __all__ = ["Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "SELU", "SiLU", "Softplus", "GELU",
-           "Softmax", "LogSoftmax", "Mish", "Hardswish", "Hardsigmoid", "Softsign", "Tanhshrink", "PReLU"]
+           "Softmax", "LogSoftmax", "Mish", "Hardswish", "Hardsigmoid", "Softsign", "Tanhshrink", "PReLU",
+           "Hardtanh", "ReLU6", "LogSigmoid", "Threshold", "GLU"]
 
 
 class Sigmoid(Module):
@@ -216,3 +217,94 @@ class PReLU(Module):
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"
+
+
+class Hardtanh(Module):
+    """min(max(x, min_val), max_val): a piecewise-linear tanh whose gradient is exactly 0 outside the bounds.
+
+    Same as ``torch.nn.Hardtanh``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.Hardtanh()(normlab.tensor([-2.0, 0.5, 3.0])).numpy()
+    array([-1. ,  0.5,  1. ], dtype=float32)
+    """
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        if not max_val > min_val:   # torch's module asks for a strict order (its functional allows equality)
+            raise ValueError(f"{type(self).__name__}: expected max_val > min_val, got min_val={min_val!r} "
+                             f"and max_val={max_val!r}")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val, self.inplace, _layer=type(self).__name__)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6), i.e. ``Hardtanh(0, 6)``.  Same as ``torch.nn.ReLU6``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.ReLU6()(normlab.tensor([-1.0, 3.0, 8.0])).numpy()
+    array([0., 3., 6.], dtype=float32)
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class LogSigmoid(Module):
+    """log sigmoid(x) = -softplus(-x).  Same as ``torch.nn.LogSigmoid``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.LogSigmoid()(normlab.tensor([0.0])).numpy().round(4)
+    array([-0.6931], dtype=float32)
+    """
+
+    def forward(self, input):
+        return F.logsigmoid(input)
+
+
+class Threshold(Module):
+    """x where x > threshold, else ``value``.  Same as ``torch.nn.Threshold``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.Threshold(0.1, 20.0)(normlab.tensor([0.0, 0.5])).numpy()
+    array([20. ,  0.5], dtype=float32)
+    """
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False) -> None:
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, input):
+        return F.threshold(input, self.threshold, self.value, self.inplace, _layer="Threshold")
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
+
+
+class GLU(Module):
+    """Gated linear unit: the first half of ``dim`` times the sigmoid of the second (Dauphin et al., 2017).
+
+    Same as ``torch.nn.GLU``. Shapes: (*, 2M, *) -> (*, M, *) along ``dim``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.GLU()(normlab.randn(4, 6)).shape
+    (4, 3)
+    """
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.glu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"

@@ -6,7 +6,8 @@ from normlab.nn.functional.loss import _reduction
 from normlab.nn.modules.module import Module
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
-           "BCEWithLogitsLoss", "KLDivLoss"]
+           "BCEWithLogitsLoss", "KLDivLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "CosineEmbeddingLoss",
+           "TripletMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss"]
 
 
 class _Loss(Module):
@@ -130,3 +131,120 @@ class KLDivLoss(_Loss):
 
     def forward(self, input, target):
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class _MarginLoss(_Loss):
+    """A loss with a ``margin`` (the ranking and embedding losses): ``forward`` calls ``F.<_function>``."""
+
+    _function = ""
+
+    def __init__(self, margin: float, size_average=None, reduce=None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, *inputs):
+        return getattr(F, self._function)(*inputs, margin=self.margin, reduction=self.reduction)
+
+
+class MarginRankingLoss(_MarginLoss):
+    """max(0, -y (x1 - x2) + margin) for pairs to rank (y = 1: x1 above x2).  Same as ``torch.nn.MarginRankingLoss``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.MarginRankingLoss(0.5)(normlab.tensor([2.0]), normlab.tensor([1.75]), normlab.tensor([1.0])).item()
+    0.25
+    """
+
+    _function = "margin_ranking_loss"
+
+    def __init__(self, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+
+
+class HingeEmbeddingLoss(_MarginLoss):
+    """x for similar pairs (y = 1), max(0, margin - x) for dissimilar ones (y = -1), x a distance.
+
+    Same as ``torch.nn.HingeEmbeddingLoss``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.HingeEmbeddingLoss()(normlab.tensor([0.2, 0.4]), normlab.tensor([1.0, -1.0])).item()
+    0.4...
+    """
+
+    _function = "hinge_embedding_loss"
+
+    def __init__(self, margin: float = 1.0, size_average=None, reduce=None, reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+
+
+class CosineEmbeddingLoss(_MarginLoss):
+    """1 - cos(x1, x2) for similar pairs (y = 1), max(0, cos - margin) for dissimilar ones (y = -1).
+
+    Same as ``torch.nn.CosineEmbeddingLoss``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.CosineEmbeddingLoss()(normlab.randn(4, 8), normlab.randn(4, 8), normlab.tensor([1.0, -1, 1, -1])).shape
+    ()
+    """
+
+    _function = "cosine_embedding_loss"
+
+    def __init__(self, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """max(0, margin + d(a, p) - d(a, n)) over (anchor, positive, negative) triplets.  Same as ``torch.nn.TripletMarginLoss``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.TripletMarginLoss()(normlab.randn(4, 8), normlab.randn(4, 8), normlab.randn(4, 8)).shape
+    ()
+    """
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False, size_average=None,
+                 reduce=None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        if not margin > 0:
+            raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin}")
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor, positive, negative):
+        return F.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
+                                     swap=self.swap, reduction=self.reduction)
+
+
+class PoissonNLLLoss(_Loss):
+    """Negative log-likelihood of Poisson counts with rate e^input (``log_input``) or input.
+
+    Same as ``torch.nn.PoissonNLLLoss``; ``full`` adds Stirling's term.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.PoissonNLLLoss()(normlab.tensor([0.0]), normlab.tensor([2.0])).item()
+    1.0
+    """
+
+    def __init__(self, log_input: bool = True, full: bool = False, size_average=None, eps: float = 1e-8, reduce=None,
+                 reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.log_input, self.full, self.eps = log_input, full, eps
+
+    def forward(self, log_input, target):
+        return F.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
+                                  reduction=self.reduction)
+
+
+class GaussianNLLLoss(_Loss):
+    """Negative log-likelihood of targets under Gaussians with predicted means and variances (Nix & Weigend, 1994).
+
+    Same as ``torch.nn.GaussianNLLLoss``; ``forward(input, target, var)``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.GaussianNLLLoss()(normlab.tensor([1.0]), normlab.tensor([3.0]), normlab.tensor([4.0])).item()
+    1.193147...
+    """
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.full, self.eps = full, eps
+
+    def forward(self, input, target, var):
+        return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)

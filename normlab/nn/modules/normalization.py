@@ -21,13 +21,14 @@ from normlab.nn.functional.normalization import (
     group_norm,
     instance_norm,
     layer_norm,
+    local_response_norm,
     normalized_shape_tuple,
     rms_norm,
 )
 from normlab.nn.modules.module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
-           "RMSNorm", "BatchRenorm1d", "BatchRenorm2d", "BatchNorm3d", "InstanceNorm3d"]
+           "RMSNorm", "BatchRenorm1d", "BatchRenorm2d", "BatchNorm3d", "InstanceNorm3d", "LocalResponseNorm"]
 
 
 def _dtype(dtype) -> np.dtype:
@@ -441,3 +442,27 @@ class GroupNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
+
+
+class LocalResponseNorm(Module):
+    """Local Response Normalization (Krizhevsky et al., 2012, AlexNet): each value over its channel neighbours' energy.
+
+    y_c = x_c / (k + alpha / size * sum of x_c'^2 over ``size`` channels around c)^beta.
+    Same as ``torch.nn.LocalResponseNorm``. Shapes: (N, C, *) -> same. No
+    parameters or buffers: a fixed rule, the normalization BatchNorm displaced.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.LocalResponseNorm(5)(normlab.randn(2, 8, 6, 6)).shape
+    (2, 8, 6, 6)
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        self.size = check_positive_int("LocalResponseNorm", "size", size)
+        self.alpha, self.beta, self.k = alpha, beta, k
+
+    def forward(self, input):
+        return local_response_norm(input, self.size, self.alpha, self.beta, self.k, _layer="LocalResponseNorm")
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -10,9 +10,10 @@ from normlab.nn.functional import pooling as F
 from normlab.nn.modules.module import Module
 
 __all__ = [
-    "MaxPool1d", "MaxPool2d", "MinPool1d", "MinPool2d", "AvgPool1d", "AvgPool2d",
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
-    "LPPool1d", "LPPool2d", "MaxUnpool1d", "MaxUnpool2d",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "MinPool1d", "MinPool2d", "MinPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+    "LPPool1d", "LPPool2d", "LPPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
 ]
 
 
@@ -22,6 +23,10 @@ def _single(value):
 
 def _pair(value):
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _triple(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value, value)
 
 
 def _rules_repr(tie: str, nan: str) -> str:
@@ -92,6 +97,22 @@ class MaxPool2d(_ExtremumPoolNd):
     _function = staticmethod(F.max_pool2d)
 
 
+class MaxPool3d(_ExtremumPoolNd):
+    """Max over sliding 3d windows (video, volumes).  Same as ``torch.nn.MaxPool3d``.
+
+    Shapes: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out), each
+    axis sized as MaxPool1d's. Indices (with ``return_indices``) are flat per
+    (n, c) volume, ``(d * H + h) * W + w``, exactly torch's. ``tie`` / ``nan``:
+    see MaxPool1d.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.MaxPool3d(2)(normlab.randn(2, 4, 4, 6, 6)).shape
+    (2, 4, 2, 3, 3)
+    """
+
+    _function = staticmethod(F.max_pool3d)
+
+
 class MinPool1d(_ExtremumPoolNd):
     """Min over sliding windows of the sequence axis (= -MaxPool1d(-x), indices and gradient included).
 
@@ -116,6 +137,19 @@ class MinPool2d(_ExtremumPoolNd):
     """
 
     _function = staticmethod(F.min_pool2d)
+
+
+class MinPool3d(_ExtremumPoolNd):
+    """Min over sliding 3d windows (= -MaxPool3d(-x), indices and gradient included).
+
+    normlab's own layer (torch has none); arguments and shapes as ``MaxPool3d``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.MinPool3d(2)(normlab.randn(1, 3, 2, 4, 6)).shape
+    (1, 3, 1, 2, 3)
+    """
+
+    _function = staticmethod(F.min_pool3d)
 
 
 class AvgPool1d(Module):
@@ -146,17 +180,8 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(Module):
-    """Mean over sliding 2d windows.  Same as ``torch.nn.AvgPool2d``.
-
-    Shapes: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out). The divisor is
-    ``divisor_override`` if set, else the window size (padding included when
-    ``count_include_pad``).
-
-    >>> import normlab, normlab.nn as nn
-    >>> nn.AvgPool2d(3, stride=2, padding=1)(normlab.randn(2, 4, 8, 8)).shape
-    (2, 4, 4, 4)
-    """
+class _AvgPoolNd(Module):
+    _function = None
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None) -> None:
@@ -169,14 +194,57 @@ class AvgPool2d(Module):
         self.divisor_override = divisor_override
 
     def forward(self, input):
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override, _layer="AvgPool2d")
+        return type(self)._function(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                    self.count_include_pad, self.divisor_override, _layer=type(self).__name__)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool1d(Module):
+class AvgPool2d(_AvgPoolNd):
+    """Mean over sliding 2d windows.  Same as ``torch.nn.AvgPool2d``.
+
+    Shapes: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out). The divisor is
+    ``divisor_override`` if set, else the window size (padding included when
+    ``count_include_pad``).
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.AvgPool2d(3, stride=2, padding=1)(normlab.randn(2, 4, 8, 8)).shape
+    (2, 4, 4, 4)
+    """
+
+    _function = staticmethod(F.avg_pool2d)
+
+
+class AvgPool3d(_AvgPoolNd):
+    """Mean over sliding 3d windows.  Same as ``torch.nn.AvgPool3d``.
+
+    Shapes: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out);
+    divisor rules as AvgPool2d's.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.AvgPool3d(3, stride=2, padding=1)(normlab.randn(2, 4, 4, 8, 8)).shape
+    (2, 4, 2, 4, 4)
+    """
+
+    _function = staticmethod(F.avg_pool3d)
+
+
+class _AdaptiveAvgPoolNd(Module):
+    _function = None
+
+    def __init__(self, output_size) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return type(self)._function(input, self.output_size, _layer=type(self).__name__)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     """Mean over windows sized so the output has ``output_size`` positions.  Same as ``torch.nn.AdaptiveAvgPool1d``.
 
     Output i averages inputs floor(i L / out) .. ceil((i + 1) L / out) - 1.
@@ -186,18 +254,10 @@ class AdaptiveAvgPool1d(Module):
     (2, 4, 3)
     """
 
-    def __init__(self, output_size) -> None:
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, input):
-        return F.adaptive_avg_pool1d(input, self.output_size, _layer="AdaptiveAvgPool1d")
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _function = staticmethod(F.adaptive_avg_pool1d)
 
 
-class AdaptiveAvgPool2d(Module):
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     """2d adaptive average pooling (``None`` in output_size keeps that size).  Same as ``torch.nn.AdaptiveAvgPool2d``.
 
     ``AdaptiveAvgPool2d(1)`` is global average pooling.
@@ -207,15 +267,18 @@ class AdaptiveAvgPool2d(Module):
     (2, 4, 1, 1)
     """
 
-    def __init__(self, output_size) -> None:
-        super().__init__()
-        self.output_size = output_size
+    _function = staticmethod(F.adaptive_avg_pool2d)
 
-    def forward(self, input):
-        return F.adaptive_avg_pool2d(input, self.output_size, _layer="AdaptiveAvgPool2d")
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    """3d adaptive average pooling (``None`` in output_size keeps that size).  Same as ``torch.nn.AdaptiveAvgPool3d``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.AdaptiveAvgPool3d((1, None, 2))(normlab.randn(2, 4, 3, 7, 7)).shape
+    (2, 4, 1, 7, 2)
+    """
+
+    _function = staticmethod(F.adaptive_avg_pool3d)
 
 
 class _AdaptiveMaxPoolNd(Module):
@@ -256,6 +319,17 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     """
 
     _function = staticmethod(F.adaptive_max_pool2d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Max over adaptive 3d windows.  Same as ``torch.nn.AdaptiveMaxPool3d``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.AdaptiveMaxPool3d((1, 2, None))(normlab.randn(2, 4, 3, 7, 5)).shape
+    (2, 4, 1, 2, 5)
+    """
+
+    _function = staticmethod(F.adaptive_max_pool3d)
 
 
 class _LPPoolNd(Module):
@@ -299,6 +373,17 @@ class LPPool2d(_LPPoolNd):
     """
 
     _function = staticmethod(F.lp_pool2d)
+
+
+class LPPool3d(_LPPoolNd):
+    """3d power-average pooling.  Same as ``torch.nn.LPPool3d``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> nn.LPPool3d(2, 2)(normlab.randn(2, 4, 4, 6, 6)).shape
+    (2, 4, 2, 3, 3)
+    """
+
+    _function = staticmethod(F.lp_pool3d)
 
 
 class _MaxUnpoolNd(Module):
@@ -346,3 +431,21 @@ class MaxUnpool2d(_MaxUnpoolNd):
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride if (stride is not None) else kernel_size)
         self.padding = _pair(padding)
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    """Partial inverse of MaxPool3d.  Same as ``torch.nn.MaxUnpool3d``.
+
+    >>> import normlab, normlab.nn as nn
+    >>> y, idx = nn.MaxPool3d(2, return_indices=True)(normlab.randn(1, 2, 4, 4, 4))
+    >>> nn.MaxUnpool3d(2)(y, idx).shape
+    (1, 2, 4, 4, 4)
+    """
+
+    _function = staticmethod(F.max_unpool3d)
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size = _triple(kernel_size)
+        self.stride = _triple(stride if (stride is not None) else kernel_size)
+        self.padding = _triple(padding)

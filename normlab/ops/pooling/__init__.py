@@ -2,8 +2,9 @@
 
 Every op is a pure pair ``<op>_forward(x, ...) -> (y, saved)`` and
 ``<op>_backward(dy, saved) -> (dx,)`` on NumPy arrays. Inputs are any array
-whose last one (``*1d``) or two (``*2d``) axes are spatial; the leading axes
-(batch, channels, or just channels) are independent *planes*.
+whose last one (``*1d``), two (``*2d``) or three (``*3d``) axes are spatial;
+the leading axes (batch, channels, or just channels) are independent *planes*.
+One set of loops serves every dimension: a 2d pool is a 3d pool of depth 1.
 
 How the gradient travels (the point of this module), one public backward per
 kind, each with its rule written above its one line of work:
@@ -51,16 +52,20 @@ from normlab.ops.pooling.geometry import (
 
 __all__ = [
     # forward / backward pairs
-    "max_pool1d_forward", "max_pool2d_forward", "min_pool1d_forward", "min_pool2d_forward",
-    "adaptive_max_pool1d_forward", "adaptive_max_pool2d_forward", "extremum_pool_backward",
-    "max_pool1d_backward", "max_pool2d_backward", "min_pool1d_backward", "min_pool2d_backward",
-    "adaptive_max_pool1d_backward", "adaptive_max_pool2d_backward",
-    "avg_pool1d_forward", "avg_pool2d_forward", "adaptive_avg_pool1d_forward", "adaptive_avg_pool2d_forward",
-    "mean_pool_backward", "avg_pool1d_backward", "avg_pool2d_backward",
-    "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward",
-    "lp_pool1d_forward", "lp_pool2d_forward", "lp_pool_backward", "lp_pool1d_backward", "lp_pool2d_backward",
-    "max_unpool1d_forward", "max_unpool2d_forward", "max_unpool_backward", "max_unpool1d_backward",
-    "max_unpool2d_backward",
+    "max_pool1d_forward", "max_pool2d_forward", "max_pool3d_forward",
+    "min_pool1d_forward", "min_pool2d_forward", "min_pool3d_forward",
+    "adaptive_max_pool1d_forward", "adaptive_max_pool2d_forward", "adaptive_max_pool3d_forward",
+    "extremum_pool_backward", "max_pool1d_backward", "max_pool2d_backward", "max_pool3d_backward",
+    "min_pool1d_backward", "min_pool2d_backward", "min_pool3d_backward",
+    "adaptive_max_pool1d_backward", "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
+    "avg_pool1d_forward", "avg_pool2d_forward", "avg_pool3d_forward",
+    "adaptive_avg_pool1d_forward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool3d_forward",
+    "mean_pool_backward", "avg_pool1d_backward", "avg_pool2d_backward", "avg_pool3d_backward",
+    "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward", "adaptive_avg_pool3d_backward",
+    "lp_pool1d_forward", "lp_pool2d_forward", "lp_pool3d_forward", "lp_pool_backward",
+    "lp_pool1d_backward", "lp_pool2d_backward", "lp_pool3d_backward",
+    "max_unpool1d_forward", "max_unpool2d_forward", "max_unpool3d_forward", "max_unpool_backward",
+    "max_unpool1d_backward", "max_unpool2d_backward", "max_unpool3d_backward",
     "ExtremumSaved", "MeanSaved", "LpSaved", "UnpoolSaved", "TIE_RULES", "NAN_RULES",
     # geometry (one definition of a window and of the divisor)
     "Axis", "Windows", "pool_output_size", "pool_windows", "adaptive_windows", "normalize_pool_args",
@@ -81,7 +86,7 @@ def _check_rules(name: str, tie: str, nan: str) -> None:
 
 
 def _planes_of(dy: np.ndarray, windows: Windows, input_shape: tuple[int, ...]) -> np.ndarray:
-    """dy as (planes, out_h, out_w), checked first: the kernels index by the windows' sizes."""
+    """dy as (planes, out_d, out_h, out_w), checked first: the kernels index by the windows' sizes."""
     expected = input_shape[:-windows.spatial_dims] + windows.output_size
     if np.shape(dy) != expected:
         raise ValueError(f"pooling backward: expected dy of shape {expected}, got {np.shape(dy)}")
@@ -93,19 +98,19 @@ def _planes_of(dy: np.ndarray, windows: Windows, input_shape: tuple[int, ...]) -
 class ExtremumSaved(NamedTuple):
     """What max/min pooling keeps for backward: which member of each window won.
 
-    ``winner`` holds member codes ``i * kernel_w + j`` (one byte for windows of
-    up to 256 members), private to the op: ``indices()`` turns them into
-    torch's flat indices in a fresh array.
+    ``winner`` holds member codes ``(a * kernel_h + i) * kernel_w + j`` (one
+    byte for windows of up to 256 members), private to the op: ``indices()``
+    turns them into torch's flat indices in a fresh array.
     """
 
-    winner: np.ndarray          # (planes, out_h, out_w) member codes
+    winner: np.ndarray          # (planes, out_d, out_h, out_w) member codes
     windows: Windows
     input_shape: tuple[int, ...]
     tie: str
     x: np.ndarray | None        # only for tie="split": which members tie with the winner
 
     def indices(self) -> np.ndarray:
-        """torch's ``return_indices``: each winner's flat position ``h * W + w`` in its plane (int64, fresh)."""
+        """torch's ``return_indices``: each winner's flat position ``(d * H + h) * W + w`` in its plane (int64, fresh)."""
         positions = kernels.winner_positions(self.windows, self.winner)
         return positions.reshape(self.input_shape[:-self.windows.spatial_dims] + self.windows.output_size)
 
@@ -172,6 +177,18 @@ def min_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return _sliding_extremum(x, 2, True, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, _name)
 
 
+def max_pool3d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       tie="first", nan="propagate", _name="max_pool3d"):
+    """Max over sliding windows of the last three axes; ``saved.indices()`` gives torch's flat indices."""
+    return _sliding_extremum(x, 3, False, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, _name)
+
+
+def min_pool3d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       tie="first", nan="propagate", _name="min_pool3d"):
+    """Min over sliding windows of the last three axes (= -max_pool3d(-x), indices included)."""
+    return _sliding_extremum(x, 3, True, kernel_size, stride, padding, dilation, ceil_mode, tie, nan, _name)
+
+
 def _adaptive_extremum(x, n, output_size, tie, nan, name):
     _check_rules(name, tie, nan)
     windows = adaptive_windows(x.shape[-n:], normalize_adaptive_output_size(name, output_size, x.shape[-n:]))
@@ -188,9 +205,14 @@ def adaptive_max_pool2d_forward(x, output_size, tie="first", nan="propagate", _n
     return _adaptive_extremum(x, 2, output_size, tie, nan, _name)
 
 
-max_pool1d_backward = max_pool2d_backward = extremum_pool_backward
-min_pool1d_backward = min_pool2d_backward = extremum_pool_backward
-adaptive_max_pool1d_backward = adaptive_max_pool2d_backward = extremum_pool_backward
+def adaptive_max_pool3d_forward(x, output_size, tie="first", nan="propagate", _name="adaptive_max_pool3d"):
+    """Max over torch's adaptive windows of the last three axes; ``saved.indices()`` gives torch's indices."""
+    return _adaptive_extremum(x, 3, output_size, tie, nan, _name)
+
+
+max_pool1d_backward = max_pool2d_backward = max_pool3d_backward = extremum_pool_backward
+min_pool1d_backward = min_pool2d_backward = min_pool3d_backward = extremum_pool_backward
+adaptive_max_pool1d_backward = adaptive_max_pool2d_backward = adaptive_max_pool3d_backward = extremum_pool_backward
 
 
 # ============================================================ average pooling
@@ -252,6 +274,12 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     return _sliding_mean(x, 2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, _name)
 
 
+def avg_pool3d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                       divisor_override=None, _name="avg_pool3d"):
+    """Mean over sliding windows of the last three axes, with torch's divisor rules."""
+    return _sliding_mean(x, 3, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, _name)
+
+
 def _adaptive_mean(x, n, output_size, name):
     windows = adaptive_windows(x.shape[-n:], normalize_adaptive_output_size(name, output_size, x.shape[-n:]))
     return _mean_forward(x, windows)
@@ -267,8 +295,13 @@ def adaptive_avg_pool2d_forward(x, output_size, _name="adaptive_avg_pool2d"):
     return _adaptive_mean(x, 2, output_size, _name)
 
 
-avg_pool1d_backward = avg_pool2d_backward = mean_pool_backward
-adaptive_avg_pool1d_backward = adaptive_avg_pool2d_backward = mean_pool_backward
+def adaptive_avg_pool3d_forward(x, output_size, _name="adaptive_avg_pool3d"):
+    """Mean over torch's adaptive windows of the last three axes."""
+    return _adaptive_mean(x, 3, output_size, _name)
+
+
+avg_pool1d_backward = avg_pool2d_backward = avg_pool3d_backward = mean_pool_backward
+adaptive_avg_pool1d_backward = adaptive_avg_pool2d_backward = adaptive_avg_pool3d_backward = mean_pool_backward
 
 
 # ============================================================ power-average (Lp) pooling
@@ -321,6 +354,11 @@ def lp_pool2d_forward(x, norm_type, kernel_size, stride=None, ceil_mode=False, _
     return _lp_forward(x, 2, norm_type, kernel_size, stride, ceil_mode, _name)
 
 
+def lp_pool3d_forward(x, norm_type, kernel_size, stride=None, ceil_mode=False, _name="lp_pool3d"):
+    """(sum over the window of x^p)^(1/p), torch's power-average pooling on the last three axes."""
+    return _lp_forward(x, 3, norm_type, kernel_size, stride, ceil_mode, _name)
+
+
 def lp_pool_backward(dy: np.ndarray, saved: LpSaved):
     """Backward of Lp pooling, following torch's chain y = v^(1/p), v = sign(s) relu(|s|) K, s = avg(x^p):
 
@@ -343,7 +381,7 @@ def lp_pool_backward(dy: np.ndarray, saved: LpSaved):
     return (g_x.astype(x.dtype, copy=False),)
 
 
-lp_pool1d_backward = lp_pool2d_backward = lp_pool_backward
+lp_pool1d_backward = lp_pool2d_backward = lp_pool3d_backward = lp_pool_backward
 
 
 # ============================================================ max unpooling
@@ -382,6 +420,11 @@ def max_unpool2d_forward(x, indices, kernel_size, stride=None, padding=0, output
     return _unpool_forward(x, indices, 2, kernel_size, stride, padding, output_size, _name)
 
 
+def max_unpool3d_forward(x, indices, kernel_size, stride=None, padding=0, output_size=None, _name="max_unpool3d"):
+    """Partial inverse of max_pool3d: put each value at its recorded flat index, zeros elsewhere."""
+    return _unpool_forward(x, indices, 3, kernel_size, stride, padding, output_size, _name)
+
+
 def max_unpool_backward(dy: np.ndarray, saved: UnpoolSaved):
     """Backward of max unpooling.
 
@@ -392,7 +435,7 @@ def max_unpool_backward(dy: np.ndarray, saved: UnpoolSaved):
     return (kernels.gather_at_indices(planes, saved.index).reshape(saved.input_shape), None)
 
 
-max_unpool1d_backward = max_unpool2d_backward = max_unpool_backward
+max_unpool1d_backward = max_unpool2d_backward = max_unpool3d_backward = max_unpool_backward
 
 
 # last: routing reads the forward functions above

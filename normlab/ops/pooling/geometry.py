@@ -12,9 +12,9 @@ Window ``o`` has members at ``origin[o] + j*d`` for ``j = 0 .. k-1`` with
 pooling (it never wins), +inf for min pooling, zeros for average pooling.
 Average pooling divides by the window's padded extent cut at ``L + p`` (the
 part of a ceil_mode window past the right padding never counts), or, without
-``count_include_pad``, by its real members only. A 2d window is the product of
-its two axes' windows, so its divisor is the product of theirs. Padding may be
-at most half the (undilated) kernel, as torch requires.
+``count_include_pad``, by its real members only. A 2d or 3d window is the
+product of its axes' windows, so its divisor is the product of theirs. Padding
+may be at most half the (undilated) kernel, as torch requires.
 
 torch's adaptive windows: output ``i`` of ``out`` covers ``floor(i L / out)``
 up to ``ceil((i + 1) L / out) - 1`` (step 1, no padding).
@@ -23,6 +23,10 @@ One deliberate difference from torch: with dilation a window can skip over
 every real element and lie entirely in the padding (e.g. L=2, k=2, d=3, p=1).
 torch then reports -inf with an index outside the window, and its backward
 writes outside the input; here it is a ValueError naming the sizes.
+
+One refusal of torch's is not kept: torch's avg_pool3d (not its 1d or 2d
+pools) refuses an input smaller than the kernel even where padding makes the
+windows fit; here the one window rule above holds in every dimension.
 """
 from __future__ import annotations
 
@@ -68,30 +72,48 @@ class Axis(NamedTuple):
 
 
 class Windows(NamedTuple):
-    """The windows of a 2d pool, one ``Axis`` per spatial axis; a 1d pool is a 2d pool of height 1."""
+    """The windows of a 3d pool, one ``Axis`` per spatial axis.
 
+    A 2d pool is a 3d pool of depth 1 and a 1d pool one of height 1 too: the
+    missing leading axes are flat (size, kernel and output 1), so one set of
+    loops serves every dimension.
+    """
+
+    depth: Axis
     height: Axis
     width: Axis
-    spatial_dims: int           # 1 or 2: how many of the axes the caller's input has
+    spatial_dims: int           # 1, 2 or 3: how many of the axes the caller's input has
+
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        """The caller's spatial axes, outermost first."""
+        return (self.depth, self.height, self.width)[3 - self.spatial_dims:]
 
     @property
     def input_size(self) -> tuple[int, ...]:
-        return (self.width.size,) if self.spatial_dims == 1 else (self.height.size, self.width.size)
+        return tuple(axis.size for axis in self.axes)
 
     @property
     def output_size(self) -> tuple[int, ...]:
-        return (self.width.out,) if self.spatial_dims == 1 else (self.height.out, self.width.out)
+        return tuple(axis.out for axis in self.axes)
 
     @property
     def is_sliding(self) -> bool:
         """Evenly spaced windows of one kernel shape (not adaptive ones)."""
-        return self.height.stride > 0 and self.width.stride > 0
+        return all(axis.stride > 0 for axis in (self.depth, self.height, self.width))
+
+    @property
+    def members(self) -> int:
+        """How many members a window has (its padded, dilated kernel volume)."""
+        return self.depth.kernel * self.height.kernel * self.width.kernel
 
     def divisors(self, divisor_override: int | None = None) -> np.ndarray:
-        """Average pooling's divisor of every window, shape (out_h, out_w): the product of the axes' counts."""
+        """Average pooling's divisor of every window, shape (out_d, out_h, out_w): the product of the axes' counts."""
+        shape = (self.depth.out, self.height.out, self.width.out)
         if divisor_override is not None:
-            return np.full((self.height.out, self.width.out), float(divisor_override))
-        return np.outer(self.height.divisor, self.width.divisor).astype(np.float64)
+            return np.full(shape, float(divisor_override))
+        return (self.depth.divisor[:, None, None] * self.height.divisor[None, :, None]
+                * self.width.divisor[None, None, :]).astype(np.float64)
 
 
 _FLAT_AXIS = Axis(1, 1, 1, 1, *(np.zeros(1, np.int64),) * 2, np.ones(1, np.int64), np.ones(1, np.int64))
@@ -108,7 +130,7 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 
 def fmt(values: tuple[int, ...]):
-    """One value for a 1d pool's messages, the tuple for a 2d pool's."""
+    """One value for a 1d pool's messages, the tuple for a 2d or 3d pool's."""
     return values[0] if len(values) == 1 else values
 
 
@@ -166,10 +188,10 @@ def pool_windows(name: str, input_size: tuple[int, ...], kernel, stride, padding
             f"(dilation={fmt(dilation)}, padding={fmt(padding)}, stride={fmt(stride)}): "
             f"the output size would be {fmt(out_size)}"
         )
-    names = ("length",) if n == 1 else ("height", "width")
+    names = ("length",) if n == 1 else ("depth", "height", "width")[3 - n:]
     axes = [_sliding_axis(name, *args, count_include_pad)
             for args in zip(names, input_size, kernel, stride, padding, dilation, out_size)]
-    return Windows(*([_FLAT_AXIS] if n == 1 else []), *axes, n)
+    return Windows(*[_FLAT_AXIS] * (3 - n), *axes, n)
 
 
 @functools.lru_cache(maxsize=256)
@@ -181,7 +203,7 @@ def adaptive_windows(input_size: tuple[int, ...], output_size: tuple[int, ...]) 
         start = (i * L) // out
         end = ((i + 1) * L + out - 1) // out
         axes.append(Axis(L, int((end - start).max()), 0, 1, start, start, end, end - start))
-    return Windows(*([_FLAT_AXIS] if len(axes) == 1 else []), *axes, len(axes))
+    return Windows(*[_FLAT_AXIS] * (3 - len(axes)), *axes, len(axes))
 
 
 def normalize_adaptive_output_size(name: str, output_size, input_size: tuple[int, ...]) -> tuple[int, ...]:
@@ -232,8 +254,6 @@ def unpool_output_size(name, input_spatial, kernel, stride, padding, output_size
 
 
 def as_planes(x: np.ndarray, n: int) -> np.ndarray:
-    """``x`` as contiguous (planes, H, W): the leading axes flattened, a 1d input given H = 1."""
-    spatial = x.shape[-n:]
-    if n == 1:
-        spatial = (1,) + spatial
+    """``x`` as contiguous (planes, D, H, W): the leading axes flattened, missing spatial axes of size 1."""
+    spatial = (1,) * (3 - n) + x.shape[len(x.shape) - n:]
     return np.ascontiguousarray(x).reshape((-1,) + spatial)

@@ -1,4 +1,4 @@
-"""Numba kernels behind pooling: plain loops over (planes, H, W) contiguous arrays.
+"""Numba kernels behind pooling: plain loops over (planes, D, H, W) contiguous arrays.
 
 Every kernel writes into arrays its caller allocated and runs its planes in
 blocks of BLOCK, one block per iteration of its ``prange`` loop: each plane is
@@ -7,22 +7,24 @@ allocated once per block. Each kernel exists serially and in parallel
 (``ops._threading.parallel_kernel``): a call runs in parallel only when its
 work, the elements it reads and writes, is large enough to pay for the launch.
 
-A window's members are numbered ``code = i * kernel_w + j`` (member ``i`` of
-its height axis, ``j`` of its width axis; see ``geometry.Axis``). Max/min
-pooling records its winner as that code (one byte for windows of up to 256
-members); backward turns it back into a position.
+A 1d or 2d pool is a 3d pool whose leading axes are flat (``geometry.Windows``).
+A window's members are numbered ``code = (a * kernel_h + i) * kernel_w + j``
+(member ``a`` of its depth axis, ``i`` of its height axis, ``j`` of its width
+axis; see ``geometry.Axis``). Max/min pooling records its winner as that code
+(one byte for windows of up to 256 members); backward turns it back into a
+position.
 
 Two kinds of loops:
 
-* dense windows (no dilation, a kernel shape in DENSE_KERNELS, float32) run
+* dense 2d windows (flat depth, no dilation, a kernel shape in DENSE_KERNELS, float32) run
   one output row at a time through ``*_row`` helpers whose loops over a window
   unroll (the kernel's rows and columns come as tuples, whose lengths Numba
   knows when compiling) and vectorise across the row. A *strip* -- a few
   small planes side by side, each padded with the pad value and widened to a
   whole number of strides -- turns the rows of small planes (7 x 7) into one
   long row and makes every window whole, so no window is clipped;
-* everything else (dilated, adaptive or large windows) loops over the real
-  members of each window.
+* everything else (3d, dilated, adaptive or large windows) loops over the
+  real members of each window.
 
 Positions computed from recorded winners or user indices are checked against
 the plane before any write or read; kernels return how many failed the check
@@ -50,13 +52,14 @@ BLOCK = 8
 
 def winner_dtype(windows: Windows):
     """The smallest unsigned integer type that numbers every member of a window."""
-    members = windows.height.kernel * windows.width.kernel
+    members = windows.members
     return np.uint8 if members <= 256 else np.uint16 if members <= 65536 else np.int64
 
 
 def _dense(windows: Windows, dtype, ignore_nan: bool = False) -> bool:
-    """Sliding windows without dilation, of a shape in DENSE_KERNELS, on float32: the unrolled loops."""
+    """2d sliding windows without dilation, of a shape in DENSE_KERNELS, on float32: the unrolled loops."""
     return (windows.is_sliding and dtype == np.float32 and not ignore_nan
+            and windows.depth.size == 1 and windows.depth.kernel == 1
             and windows.height.step == 1 and windows.width.step == 1
             and (windows.height.kernel, windows.width.kernel) in DENSE_KERNELS)
 
@@ -111,15 +114,21 @@ def _first_member(axis: Axis) -> np.ndarray:
     return (axis.start - axis.origin) // axis.step
 
 
-def _general_axis(axis: Axis):
-    return axis.origin, axis.start, axis.end, axis.step
+def _member_range(axis: Axis):
+    """(origin, first, stop, step): window o's real members are numbers first[o] .. stop[o] - 1, at origin[o] + m * step."""
+    return axis.origin, _first_member(axis), (axis.end - 1 - axis.origin) // axis.step + 1, axis.step
+
+
+def _as_2d(array: np.ndarray) -> np.ndarray:
+    """A (planes, 1, H, W) array as (planes, H, W), for the dense 2d loops (a view: writes go through)."""
+    return array.reshape(array.shape[0], array.shape[2], array.shape[3])
 
 
 def extremum_forward(x: np.ndarray, windows: Windows, is_min: bool, ignore_nan: bool):
-    """(y, winner): each window's max (min) of the (planes, H, W) array ``x`` and the member code of its winner."""
+    """(y, winner): each window's max (min) of the (planes, D, H, W) array ``x`` and the member code of its winner."""
     planes = x.shape[0]
-    height, width = windows.height, windows.width
-    y = np.empty((planes, height.out, width.out), dtype=x.dtype)
+    depth, height, width = windows.depth, windows.height, windows.width
+    y = np.empty((planes, depth.out, height.out, width.out), dtype=x.dtype)
     winner = np.empty(y.shape, dtype=winner_dtype(windows))
     # padding never wins: -inf for max, +inf for min; NaN when NaNs are skipped (they never win then)
     pad_value = x.dtype.type(np.nan if ignore_nan else (np.inf if is_min else -np.inf))
@@ -128,73 +137,84 @@ def extremum_forward(x: np.ndarray, windows: Windows, is_min: bool, ignore_nan: 
     if _dense(windows, x.dtype, ignore_nan):
         strip = _strip(windows)
         first_col = _first_member(width) if strip.direct else strip.widen(_first_member(width), 0)
-        _extremum_dense(x, y, winner, *strip[:6], strip.height, strip.windows, strip.batch, strip.direct,
-                        _first_member(height), first_col, pad_value, sign, work=work)
+        _extremum_dense(_as_2d(x), _as_2d(y), _as_2d(winner), *strip[:6], strip.height, strip.windows, strip.batch,
+                        strip.direct, _first_member(height), first_col, pad_value, sign, work=work)
     else:
-        _extremum_general(x, y, winner, *_general_axis(height), *_general_axis(width), width.kernel,
-                          pad_value, sign, ignore_nan, work=work)
+        _extremum_general(x, y, winner, *_member_range(depth), *_member_range(height), *_member_range(width),
+                          height.kernel, width.kernel, pad_value, sign, ignore_nan, work=work)
     return y, winner
 
 
+def _member_offsets(windows: Windows, winner: np.ndarray):
+    """(d, h, w): each winner's position along each axis, from its member code."""
+    depth, height, width = windows.depth, windows.height, windows.width
+    a, rest = np.divmod(winner.astype(np.int64), height.kernel * width.kernel)
+    i, j = np.divmod(rest, width.kernel)
+    return (depth.origin[:, None, None] + a * depth.step, height.origin[None, :, None] + i * height.step,
+            width.origin[None, None, :] + j * width.step)
+
+
 def winner_positions(windows: Windows, winner: np.ndarray) -> np.ndarray:
-    """Each winner's flat position ``h * W + w`` in its plane (torch's indices), from its member code."""
-    height, width = windows.height, windows.width
-    i, j = np.divmod(winner.astype(np.int64), width.kernel)
-    h = height.origin[:, None] + i * height.step
-    w = width.origin[None, :] + j * width.step
-    return h * width.size + w
+    """Each winner's flat position ``(d * H + h) * W + w`` in its plane (torch's indices), from its member code."""
+    d, h, w = _member_offsets(windows, winner)
+    return (d * windows.height.size + h) * windows.width.size + w
 
 
 def scatter_to_winners(dy: np.ndarray, winner: np.ndarray, windows: Windows) -> np.ndarray:
-    """dx with each output's dy added at its winner's position (a (planes, H, W) array)."""
-    height, width = windows.height, windows.width
-    W = width.size
-    codes = np.arange(height.kernel * width.kernel)
-    table = (codes // width.kernel) * height.step * W + (codes % width.kernel) * width.step
-    dx = np.empty((dy.shape[0], height.size * W), dtype=dy.dtype)
-    refused = _scatter_to_winners(dy, winner, height.origin * W, width.origin, table, dx,
+    """dx with each output's dy added at its winner's position (a (planes, D, H, W) array)."""
+    depth, height, width = windows.depth, windows.height, windows.width
+    H, W = height.size, width.size
+    a, rest = np.divmod(np.arange(windows.members), height.kernel * width.kernel)
+    i, j = np.divmod(rest, width.kernel)
+    table = (a * depth.step * H + i * height.step) * W + j * width.step
+    dx = np.empty((dy.shape[0], depth.size * H * W), dtype=dy.dtype)
+    refused = _scatter_to_winners(dy, winner, depth.origin * H * W, height.origin * W, width.origin, table, dx,
                                   work=dx.size + 2 * dy.size)
     if refused:
         raise ValueError(f"pooling backward: {refused} recorded winners lie outside their windows")
-    return dx.reshape(dy.shape[0], height.size, W)
+    return dx.reshape(dy.shape[0], depth.size, H, W)
 
 
 def split_among_tied(dy: np.ndarray, x: np.ndarray, winner: np.ndarray, windows: Windows) -> np.ndarray:
     """dx with each output's dy shared equally among the members of its window tied with the winner."""
     dx = np.empty(x.shape, dtype=dy.dtype)
-    _split_among_tied(dy, x, winner, *_general_axis(windows.height), *_general_axis(windows.width),
-                      windows.width.kernel, dx, work=2 * x.size + dy.size)
+    _split_among_tied(dy, x, winner, *_member_range(windows.depth), *_member_range(windows.height),
+                      *_member_range(windows.width), windows.height.kernel, windows.width.kernel, dx,
+                      work=2 * x.size + dy.size)
     return dx
 
 
+def _bounds(windows: Windows):
+    """(start, end) of every axis: the real positions of each window (no dilation: average pooling)."""
+    return tuple(bound for axis in (windows.depth, windows.height, windows.width) for bound in (axis.start, axis.end))
+
+
 def mean_forward(x: np.ndarray, windows: Windows, divisor: np.ndarray) -> np.ndarray:
-    """Each window's sum (padding as zeros) over its divisor, for the (planes, H, W) array ``x``."""
-    height, width = windows.height, windows.width
-    y = np.empty((x.shape[0], height.out, width.out), dtype=x.dtype)
+    """Each window's sum (padding as zeros) over its divisor, for the (planes, D, H, W) array ``x``."""
+    y = np.empty((x.shape[0], windows.depth.out, windows.height.out, windows.width.out), dtype=x.dtype)
     if _dense(windows, x.dtype):
         strip = _strip(windows)
         # a dense window sums at most 9 values: float32 sums stay within a few roundings of exact
-        divisor = divisor.astype(x.dtype)
-        _mean_dense(x, y, *strip[:6], strip.height, strip.windows, strip.batch, strip.direct,
+        divisor = divisor[0].astype(x.dtype)
+        _mean_dense(_as_2d(x), _as_2d(y), *strip[:6], strip.height, strip.windows, strip.batch, strip.direct,
                     divisor if strip.direct else strip.widen(divisor, 1.0), work=x.size + y.size)
     else:
-        _mean_general(x, y, height.start, height.end, width.start, width.end, divisor, work=x.size + y.size)
+        _mean_general(x, y, *_bounds(windows), divisor, work=x.size + y.size)
     return y
 
 
 def spread_mean(dy: np.ndarray, windows: Windows, divisor: np.ndarray) -> np.ndarray:
     """dx: each output's dy / divisor added to every real member of its window."""
-    height, width = windows.height, windows.width
-    dx = np.empty((dy.shape[0], height.size, width.size), dtype=dy.dtype)
+    dx = np.empty((dy.shape[0], windows.depth.size, windows.height.size, windows.width.size), dtype=dy.dtype)
     divisor = divisor.astype(dy.dtype)        # small integers: exact; a float32 share stays float32, as torch
     # small planes (several to a strip) are faster one window at a time: no strip to fill and empty
     if _dense(windows, dy.dtype) and _strip(windows).batch == 1:
         strip = _strip(windows)
-        _spread_mean_dense(dy, *strip[:6], strip.height, strip.windows, strip.direct,
-                           divisor if strip.direct else strip.widen(divisor, 1.0), dx, work=dx.size + dy.size)
+        _spread_mean_dense(_as_2d(dy), *strip[:6], strip.height, strip.windows, strip.direct,
+                           divisor[0] if strip.direct else strip.widen(divisor[0], 1.0), _as_2d(dx),
+                           work=dx.size + dy.size)
     else:
-        _spread_mean_general(dy, height.start, height.end, width.start, width.end, divisor, dx,
-                             work=dx.size + dy.size)
+        _spread_mean_general(dy, *_bounds(windows), divisor, dx, work=dx.size + dy.size)
     return dx
 
 
@@ -348,101 +368,124 @@ def _extremum_dense(x, y, winner, rows, cols, stride_h, stride_w, pad_h, pad_w, 
 
 
 @parallel_kernel()
-def _extremum_general(x, y, winner, h_origin, h_start, h_end, h_step, w_origin, w_start, w_end, w_step,
-                      kw, pad_value, sign, ignore_nan):
-    """As ``_extremum_dense``, looping over the real members of any windows (dilated, adaptive, large)."""
+def _extremum_general(x, y, winner, d_origin, d_first, d_stop, d_step, h_origin, h_first, h_stop, h_step,
+                      w_origin, w_first, w_stop, w_step, kh, kw, pad_value, sign, ignore_nan):
+    """As ``_extremum_dense``, looping over the real members of any windows (3d, dilated, adaptive, large).
+
+    Member m of window o along an axis sits at ``origin[o] + m * step``; its real
+    members are ``first[o] <= m < stop[o]`` (``_member_range``).
+    """
     planes = x.shape[0]
-    out_h, out_w = y.shape[1], y.shape[2]
+    out_d, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
     for block in prange(_blocks(planes)):
         for plane in _block_range(block, planes):
             xp = x[plane]
-            for oh in range(out_h):
-                i0 = (h_start[oh] - h_origin[oh]) // h_step
-                i1 = (h_end[oh] - 1 - h_origin[oh]) // h_step + 1
-                for ow in range(out_w):
-                    j0 = (w_start[ow] - w_origin[ow]) // w_step
-                    j1 = (w_end[ow] - 1 - w_origin[ow]) // w_step + 1
-                    best = pad_value
-                    code = i0 * kw + j0
-                    found = False
-                    for i in range(i0, i1):
-                        h = h_origin[oh] + i * h_step
-                        for j in range(j0, j1):
-                            v = xp[h, w_origin[ow] + j * w_step]
-                            if ignore_nan:
-                                take = (v == v) & ((not found) | (v * sign > best * sign))
-                                found = found | take
-                            else:
-                                take = (v * sign > best * sign) | (v != v)
-                            best = v if take else best
-                            code = i * kw + j if take else code
-                    y[plane, oh, ow] = best
-                    winner[plane, oh, ow] = code
+            for od in range(out_d):
+                for oh in range(out_h):
+                    for ow in range(out_w):
+                        best = pad_value
+                        code = (d_first[od] * kh + h_first[oh]) * kw + w_first[ow]
+                        found = False
+                        for a in range(d_first[od], d_stop[od]):
+                            d = d_origin[od] + a * d_step
+                            for i in range(h_first[oh], h_stop[oh]):
+                                h = h_origin[oh] + i * h_step
+                                for j in range(w_first[ow], w_stop[ow]):
+                                    v = xp[d, h, w_origin[ow] + j * w_step]
+                                    if ignore_nan:
+                                        take = (v == v) & ((not found) | (v * sign > best * sign))
+                                        found = found | take
+                                    else:
+                                        take = (v * sign > best * sign) | (v != v)
+                                    best = v if take else best
+                                    code = (a * kh + i) * kw + j if take else code
+                        y[plane, od, oh, ow] = best
+                        winner[plane, od, oh, ow] = code
 
 
 # ------------------------------------------------------------ max / min backward
 
 @parallel_kernel()
-def _scatter_to_winners(dy, winner, h_base, w_base, table, dx):
-    """dx[plane] = 0, then dx[plane][h_base[oh] + w_base[ow] + table[code]] += dy: returns the count refused.
+def _scatter_to_winners(dy, winner, d_base, h_base, w_base, table, dx):
+    """dx[plane] = 0, then dx[plane][d_base[od] + h_base[oh] + w_base[ow] + table[code]] += dy: returns the count refused.
 
     Zeroing each plane right before its scatter keeps it in cache.
     """
-    planes, out_h, out_w = dy.shape
+    planes, out_d, out_h, out_w = dy.shape
     size = dx.shape[1]
     refused = 0
     for block in prange(_blocks(planes)):
         for plane in _block_range(block, planes):
             flat = dx[plane]
             flat[:] = 0
-            for oh in range(out_h):
-                for ow in range(out_w):
-                    code = winner[plane, oh, ow]
-                    position = h_base[oh] + w_base[ow] + (table[code] if code < table.shape[0] else -size - 1)
-                    if 0 <= position < size:
-                        flat[position] += dy[plane, oh, ow]
-                    else:
-                        refused += 1
+            for od in range(out_d):
+                for oh in range(out_h):
+                    base = d_base[od] + h_base[oh]
+                    for ow in range(out_w):
+                        code = winner[plane, od, oh, ow]
+                        position = base + w_base[ow] + (table[code] if code < table.shape[0] else -size - 1)
+                        if 0 <= position < size:
+                            flat[position] += dy[plane, od, oh, ow]
+                        else:
+                            refused += 1
     return refused
 
 
+@njit(cache=True, inline="always")
+def _clamp(value, low, stop):
+    """``value`` moved into ``low .. stop - 1``."""
+    return min(max(value, low), stop - 1)
+
+
+@njit(cache=True, inline="always")
+def _same(v, target, target_is_nan):
+    """v equals the window's value (NaN counts as equal to NaN)."""
+    return (v == target) | (target_is_nan & (v != v))
+
+
 @parallel_kernel()
-def _split_among_tied(dy, x, winner, h_origin, h_start, h_end, h_step, w_origin, w_start, w_end, w_step,
-                     kw, dx):
+def _split_among_tied(dy, x, winner, d_origin, d_first, d_stop, d_step, h_origin, h_first, h_stop, h_step,
+                      w_origin, w_first, w_stop, w_step, kh, kw, dx):
     """dx = each window's dy shared equally among its members equal to its value (NaN equal to NaN).
 
-    The window's value is read back from x at the recorded winner.
+    The window's value is read back from x at the recorded winner (clamped into the window's real members).
     """
-    planes, H, W = x.shape
-    out_h, out_w = dy.shape[1], dy.shape[2]
+    planes = x.shape[0]
+    out_d, out_h, out_w = dy.shape[1], dy.shape[2], dy.shape[3]
     for block in prange(_blocks(planes)):
         for plane in _block_range(block, planes):
             xp = x[plane]
             dxp = dx[plane]
-            dxp[:, :] = 0
-            for oh in range(out_h):
-                i0 = (h_start[oh] - h_origin[oh]) // h_step
-                i1 = (h_end[oh] - 1 - h_origin[oh]) // h_step + 1
-                for ow in range(out_w):
-                    j0 = (w_start[ow] - w_origin[ow]) // w_step
-                    j1 = (w_end[ow] - 1 - w_origin[ow]) // w_step + 1
-                    code = winner[plane, oh, ow]
-                    i_win = min(max(code // kw, i0), i1 - 1)      # clamped into the window's real members
-                    j_win = min(max(code % kw, j0), j1 - 1)
-                    target = xp[h_origin[oh] + i_win * h_step, w_origin[ow] + j_win * w_step]
-                    target_is_nan = target != target
-                    winners = 0
-                    for i in range(i0, i1):
-                        for j in range(j0, j1):
-                            v = xp[h_origin[oh] + i * h_step, w_origin[ow] + j * w_step]
-                            winners += (v == target) | (target_is_nan & (v != v))
-                    share = dy[plane, oh, ow] / winners
-                    for i in range(i0, i1):
-                        for j in range(j0, j1):
-                            h, w = h_origin[oh] + i * h_step, w_origin[ow] + j * w_step
-                            v = xp[h, w]
-                            if (v == target) | (target_is_nan & (v != v)):
-                                dxp[h, w] += share
+            dxp[:, :, :] = 0
+            for od in range(out_d):
+                a0, a1 = d_first[od], d_stop[od]
+                for oh in range(out_h):
+                    i0, i1 = h_first[oh], h_stop[oh]
+                    for ow in range(out_w):
+                        j0, j1 = w_first[ow], w_stop[ow]
+                        code = winner[plane, od, oh, ow]
+                        a_win = _clamp(code // (kh * kw), a0, a1)
+                        i_win = _clamp((code // kw) % kh, i0, i1)
+                        j_win = _clamp(code % kw, j0, j1)
+                        target = xp[d_origin[od] + a_win * d_step, h_origin[oh] + i_win * h_step,
+                                    w_origin[ow] + j_win * w_step]
+                        target_is_nan = target != target
+                        winners = 0
+                        for a in range(a0, a1):
+                            for i in range(i0, i1):
+                                for j in range(j0, j1):
+                                    v = xp[d_origin[od] + a * d_step, h_origin[oh] + i * h_step,
+                                           w_origin[ow] + j * w_step]
+                                    winners += _same(v, target, target_is_nan)
+                        share = dy[plane, od, oh, ow] / winners
+                        for a in range(a0, a1):
+                            d = d_origin[od] + a * d_step
+                            for i in range(i0, i1):
+                                h = h_origin[oh] + i * h_step
+                                for j in range(j0, j1):
+                                    w = w_origin[ow] + j * w_step
+                                    if _same(xp[d, h, w], target, target_is_nan):
+                                        dxp[d, h, w] += share
 
 
 # ------------------------------------------------------------ average forward / backward
@@ -494,20 +537,22 @@ def _mean_dense(x, y, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_height
 
 
 @parallel_kernel()
-def _mean_general(x, y, h_start, h_end, w_start, w_end, divisor):
-    """As ``_mean_dense``, looping over each window's real members (adaptive or large windows)."""
+def _mean_general(x, y, d_start, d_end, h_start, h_end, w_start, w_end, divisor):
+    """As ``_mean_dense``, looping over each window's real members (3d, adaptive or large windows)."""
     planes = x.shape[0]
-    out_h, out_w = y.shape[1], y.shape[2]
+    out_d, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
     for block in prange(_blocks(planes)):
         for plane in _block_range(block, planes):
             xp = x[plane]
-            for oh in range(out_h):
-                for ow in range(out_w):
-                    total = 0.0
-                    for h in range(h_start[oh], h_end[oh]):
-                        for w in range(w_start[ow], w_end[ow]):
-                            total += xp[h, w]
-                    y[plane, oh, ow] = total / divisor[oh, ow]
+            for od in range(out_d):
+                for oh in range(out_h):
+                    for ow in range(out_w):
+                        total = 0.0
+                        for d in range(d_start[od], d_end[od]):
+                            for h in range(h_start[oh], h_end[oh]):
+                                for w in range(w_start[ow], w_end[ow]):
+                                    total += xp[d, h, w]
+                        y[plane, od, oh, ow] = total / divisor[od, oh, ow]
 
 
 @njit(cache=True, inline="always")
@@ -560,21 +605,21 @@ def _spread_mean_dense(dy, rows, cols, stride_h, stride_w, pad_h, pad_w, strip_h
 
 
 @parallel_kernel()
-def _spread_mean_general(dy, h_start, h_end, w_start, w_end, divisor, dx):
+def _spread_mean_general(dy, d_start, d_end, h_start, h_end, w_start, w_end, divisor, dx):
     """As ``_spread_mean_dense``, looping over each window's real members."""
-    planes, out_h, out_w = dy.shape
-    W = dx.shape[2]
-    flat = dx.reshape(planes, -1)
+    planes, out_d, out_h, out_w = dy.shape
     for block in prange(_blocks(planes)):
         for plane in _block_range(block, planes):
-            dxp = flat[plane]
-            dxp[:] = 0
-            for oh in range(out_h):
-                for ow in range(out_w):
-                    share = dy[plane, oh, ow] / divisor[oh, ow]
-                    for h in range(h_start[oh], h_end[oh]):
-                        for w in range(w_start[ow], w_end[ow]):
-                            dxp[h * W + w] += share
+            dxp = dx[plane]
+            dxp[:, :, :] = 0
+            for od in range(out_d):
+                for oh in range(out_h):
+                    for ow in range(out_w):
+                        share = dy[plane, od, oh, ow] / divisor[od, oh, ow]
+                        for d in range(d_start[od], d_end[od]):
+                            for h in range(h_start[oh], h_end[oh]):
+                                for w in range(w_start[ow], w_end[ow]):
+                                    dxp[d, h, w] += share
 
 
 # ------------------------------------------------------------ max unpooling

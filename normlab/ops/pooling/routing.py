@@ -18,9 +18,8 @@ SHORT_NAMES = {
     "max": "max_pool2d", "min": "min_pool2d", "avg": "avg_pool2d", "lp": "lp_pool2d",
     "adaptive_max": "adaptive_max_pool2d", "adaptive_avg": "adaptive_avg_pool2d",
 }
-ROUTED_OPS = ("max_pool1d", "max_pool2d", "min_pool1d", "min_pool2d", "avg_pool1d", "avg_pool2d",
-              "lp_pool1d", "lp_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-              "adaptive_avg_pool1d", "adaptive_avg_pool2d")
+ROUTED_OPS = tuple(f"{kind}_pool{n}d" for kind in ("max", "min", "avg", "lp", "adaptive_max", "adaptive_avg")
+                   for n in (1, 2, 3))
 #: routing() builds a dense array; beyond this many weights the input is not "small".
 ROUTING_MAX_WEIGHTS = 20_000_000
 
@@ -77,7 +76,7 @@ def routing(kind: str, x, *args, **kwargs) -> Routing:
     op (``"max"``, ``"min"``, ``"avg"``, ``"lp"``, ``"adaptive_max"``,
     ``"adaptive_avg"``); ``args``/``kwargs`` are that op's arguments
     (``tie``/``nan`` included for max/min). ``x`` is any array whose last one
-    (1d) or two (2d) axes are spatial -- a single (H, W) image works.
+    (1d), two (2d) or three (3d) axes are spatial -- a single (H, W) image works.
 
     >>> import numpy as np
     >>> r = routing("max", np.array([[1., 5.], [3., 2.]]), 2)
@@ -95,7 +94,7 @@ def routing(kind: str, x, *args, **kwargs) -> Routing:
     x = np.asarray(x)
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
-    n = 1 if op.endswith("1d") else 2
+    n = int(op[-2])
     if x.ndim < n:
         raise ValueError(f"routing: {op} needs at least {n} spatial axes, got an input of shape {x.shape}")
     y, saved = getattr(ops, op + "_forward")(x, *args, **kwargs)
@@ -114,9 +113,12 @@ def routing(kind: str, x, *args, **kwargs) -> Routing:
 
 def _members(windows: Windows) -> np.ndarray:
     """mask[o..., i...]: input position i is a real member of window o (the product of the axes' memberships)."""
-    mask = windows.height.membership()[:, None, :, None] & windows.width.membership()[None, :, None, :]
-    if windows.spatial_dims == 1:
-        return mask[0, :, 0, :]
+    mask = np.ones((), dtype=bool)
+    for axis in windows.axes:
+        # append this axis's output index before the input indices and its input index at the end
+        n = mask.ndim // 2
+        mask = mask.reshape(mask.shape[:n] + (1,) + mask.shape[n:] + (1,)) & (
+            axis.membership().reshape((1,) * n + (axis.out,) + (1,) * n + (axis.size,)))
     return mask
 
 
