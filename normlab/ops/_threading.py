@@ -144,9 +144,12 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
     numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
-    if _blas.controllers is None:
-        _blas.load()
+    # Look the BLAS libraries up again and set them unconditionally: one may have
+    # loaded since (import torch), or another tool (threadpoolctl) may have
+    # changed a count behind the cached value.
+    _blas.load()
     _blas.wanted = int(n)
+    _blas.now = None
     _blas.set(_blas.wanted)
 
 
