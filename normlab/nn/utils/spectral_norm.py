@@ -28,6 +28,7 @@ import numbers
 import numpy as np
 
 from normlab.autograd.grad_mode import no_grad
+from normlab.nn.utils.weight_norm import _parameter_to_reparametrize, _restore
 
 __all__ = ["spectral_norm", "remove_spectral_norm"]
 
@@ -79,18 +80,10 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
     torch). Parameter ``<name>_orig``; buffers ``<name>_u``, ``<name>_v``.
     Returns the module, changed in place.
     """
-    from normlab.nn.modules.module import Module, Parameter
+    from normlab.nn.modules.module import Parameter
     from normlab.random import default_generator
 
-    if not isinstance(module, Module):
-        raise TypeError(f"spectral_norm: expected a Module, got {type(module).__name__}")
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, _SpectralNorm) and hook.name == name:
-            raise RuntimeError(f"spectral_norm: cannot register two spectral_norm hooks on the same parameter {name!r}")
-    weight = module._parameters.get(name)
-    if weight is None:
-        raise ValueError(f"spectral_norm: {type(module).__name__} has no parameter {name!r} "
-                         f"(its parameters: {sorted(module._parameters)})")
+    weight = _parameter_to_reparametrize("spectral_norm", module, name, _SpectralNorm)
     if isinstance(n_power_iterations, bool) or not isinstance(n_power_iterations, numbers.Integral) \
             or n_power_iterations < 0:
         raise ValueError(f"spectral_norm: expected n_power_iterations >= 0, got {n_power_iterations!r}")
@@ -115,16 +108,6 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
 
 def remove_spectral_norm(module, name: str = "weight"):
     """Undo ``spectral_norm``: ``<name>`` becomes one Parameter again, W / sigma with the current u, v."""
-    from normlab.nn.modules.module import Parameter
-
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _SpectralNorm) and hook.name == name:
-            with no_grad():
-                weight = hook.compute_weight(module, do_power_iteration=False)
-            del module._forward_pre_hooks[key]
-            del module._parameters[name + "_orig"]
-            del module._buffers[name + "_u"], module._buffers[name + "_v"]
-            module.__dict__.pop(name, None)
-            module.register_parameter(name, Parameter(weight.detach().numpy().copy()))
-            return module
-    raise ValueError(f"remove_spectral_norm: spectral_norm of {name!r} not found in {type(module).__name__}")
+    return _restore("remove_spectral_norm", module, name, _SpectralNorm,
+                    lambda hook: hook.compute_weight(module, do_power_iteration=False),
+                    (name + "_orig", name + "_u", name + "_v"))

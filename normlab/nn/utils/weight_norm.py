@@ -40,6 +40,46 @@ def _norm(v, dim: int):
     return squares.sqrt()
 
 
+def _hook_for(module, hook_type: type, name: str):
+    """(key, hook) of the ``hook_type`` forward pre-hook that reparametrizes ``name``, or (None, None)."""
+    for key, hook in module._forward_pre_hooks.items():
+        if isinstance(hook, hook_type) and hook.name == name:
+            return key, hook
+    return None, None
+
+
+def _parameter_to_reparametrize(caller: str, module, name: str, hook_type: type):
+    """``module``'s parameter ``name``, after checking it exists and carries no ``hook_type`` yet."""
+    from normlab.nn.modules.module import Module
+
+    if not isinstance(module, Module):
+        raise TypeError(f"{caller}: expected a Module, got {type(module).__name__}")
+    if _hook_for(module, hook_type, name)[1] is not None:
+        raise RuntimeError(f"{caller}: cannot register two {caller} hooks on the same parameter {name!r}")
+    weight = module._parameters.get(name)
+    if weight is None:
+        raise ValueError(f"{caller}: {type(module).__name__} has no parameter {name!r} "
+                         f"(its parameters: {sorted(module._parameters)})")
+    return weight
+
+
+def _restore(caller: str, module, name: str, hook_type: type, compute, drop: tuple[str, ...]):
+    """Remove the hook and the ``drop`` parameters/buffers; ``name`` becomes one Parameter equal to ``compute(hook)``."""
+    from normlab.nn.modules.module import Parameter
+
+    key, hook = _hook_for(module, hook_type, name)
+    if hook is None:
+        raise ValueError(f"{caller}: {caller.removeprefix('remove_')} of {name!r} not found in {type(module).__name__}")
+    with no_grad():
+        weight = compute(hook)
+    del module._forward_pre_hooks[key]
+    for attribute in drop:
+        delattr(module, attribute)
+    module.__dict__.pop(name, None)
+    module.register_parameter(name, Parameter(weight.detach().numpy().copy()))
+    return module
+
+
 class _WeightNorm:
     """The forward pre-hook that rebuilds ``module.<name>`` from ``<name>_g`` and ``<name>_v``."""
 
@@ -61,17 +101,9 @@ def weight_norm(module, name: str = "weight", dim: int | None = 0):
     output channel of a Conv); ``dim=None`` (or -1, as in torch): one length
     for the whole tensor. Returns the module, changed in place, as torch.
     """
-    from normlab.nn.modules.module import Module, Parameter
+    from normlab.nn.modules.module import Parameter
 
-    if not isinstance(module, Module):
-        raise TypeError(f"weight_norm: expected a Module, got {type(module).__name__}")
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, _WeightNorm) and hook.name == name:
-            raise RuntimeError(f"weight_norm: cannot register two weight_norm hooks on the same parameter {name!r}")
-    weight = module._parameters.get(name)
-    if weight is None:
-        raise ValueError(f"weight_norm: {type(module).__name__} has no parameter {name!r} "
-                         f"(its parameters: {sorted(module._parameters)})")
+    weight = _parameter_to_reparametrize("weight_norm", module, name, _WeightNorm)
     if dim is None:
         dim = -1
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -1 <= dim < weight.ndim:
@@ -90,15 +122,5 @@ def weight_norm(module, name: str = "weight", dim: int | None = 0):
 
 def remove_weight_norm(module, name: str = "weight"):
     """Undo ``weight_norm``: ``<name>`` becomes one Parameter again, equal to g * v / ||v||."""
-    from normlab.nn.modules.module import Parameter
-
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _WeightNorm) and hook.name == name:
-            with no_grad():
-                weight = hook.compute_weight(module)
-            del module._forward_pre_hooks[key]
-            del module._parameters[name + "_g"], module._parameters[name + "_v"]
-            module.__dict__.pop(name, None)
-            module.register_parameter(name, Parameter(weight.detach().numpy().copy()))
-            return module
-    raise ValueError(f"remove_weight_norm: weight_norm of {name!r} not found in {type(module).__name__}")
+    return _restore("remove_weight_norm", module, name, _WeightNorm, lambda hook: hook.compute_weight(module),
+                    (name + "_g", name + "_v"))
