@@ -98,3 +98,13 @@ def test_bad_arguments_raise():
         normlab.autograd.grad((x * 2.0).sum(), normlab.tensor([1.0]))
     with pytest.raises(NotImplementedError, match="create_graph"):
         normlab.autograd.grad((x * 2.0).sum(), x, create_graph=True)
+
+
+def test_several_outputs_through_a_shared_intermediate_add_up(rng):
+    (x, xt) = pair(rng, (4,))
+    h, ht = x.tanh(), xt.tanh()
+    outs, outs_t = [(h * h).sum(), h.exp().sum()], [(ht * ht).sum(), ht.exp().sum()]
+    gh, gx = normlab.autograd.grad(outs, [h, x])
+    gh_t, gx_t = torch.autograd.grad(outs_t, [ht, xt])
+    assert_close(gh, gh_t, np.float64, "d (sum of outputs) / d h")
+    assert_close(gx, gx_t, np.float64, "d (sum of outputs) / d x")

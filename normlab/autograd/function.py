@@ -415,8 +415,8 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False, targets: di
         if targets is not None:
             for index, g in enumerate(out_grads):
                 key = ("node", id(fn), index)
-                if key in targets and g is not None:
-                    targets[key] = g
+                if key in targets and g is not None:  # several outputs (autograd.grad) add up
+                    targets[key] = g if targets[key] is None else targets[key] + g
             if id(fn) not in needed:
                 continue
         _check_saved_versions(fn)

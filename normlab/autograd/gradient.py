@@ -13,18 +13,17 @@ from normlab.autograd.function import _run_hooks, _target_key, run_backward
 from normlab.autograd.grad_mode import no_grad
 
 
-def _as_sequence(value, name: str) -> tuple:
+def _as_sequence(value) -> tuple:
     from normlab.autograd.tensor import Tensor
 
-    items = (value,) if isinstance(value, Tensor) or value is None else tuple(value)
-    return items
+    return (value,) if isinstance(value, Tensor) or value is None else tuple(value)
 
 
 def _seeds(outputs: tuple, grad_outputs) -> list[np.ndarray]:
     """d loss / d output for each output: given, or ones for a one-element output (as torch)."""
     from normlab.autograd.tensor import Tensor
 
-    given = [None] * len(outputs) if grad_outputs is None else list(_as_sequence(grad_outputs, "grad_outputs"))
+    given = [None] * len(outputs) if grad_outputs is None else list(_as_sequence(grad_outputs))
     if len(given) != len(outputs):
         raise ValueError(f"grad: expected {len(outputs)} grad_outputs (one per output), got {len(given)}")
     seeds = []
@@ -51,7 +50,7 @@ def capture_gradients(outputs, inputs, grad_outputs=None, retain_graph: bool = F
     """
     from normlab.autograd.tensor import Tensor
 
-    outputs, inputs = _as_sequence(outputs, "outputs"), _as_sequence(inputs, "inputs")
+    outputs, inputs = _as_sequence(outputs), _as_sequence(inputs)
     for what, items in (("outputs", outputs), ("inputs", inputs)):
         if not items:
             raise ValueError(f"grad: expected at least one tensor in {what}, got none")
@@ -101,7 +100,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         raise NotImplementedError("grad: is_grads_batched=True is not supported by normlab")
     if allow_unused is None:
         allow_unused = materialize_grads
-    inputs_seq = _as_sequence(inputs, "inputs")
+    inputs_seq = _as_sequence(inputs)
     grads = capture_gradients(outputs, inputs_seq, grad_outputs, retain_graph=bool(retain_graph))
     result = []
     for index, (t, g) in enumerate(zip(inputs_seq, grads)):
